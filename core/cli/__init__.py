@@ -1,0 +1,1 @@
+"""The `bpd` command line."""

@@ -1,0 +1,1 @@
+"""Cohort import: tables (CSV/XLSX), image decoding (DICOM/PNG/JPEG), validation, cache."""

@@ -1,0 +1,1 @@
+"""Metrics, statistics (CIs, paired tests), clinical baselines, reports."""

@@ -1,0 +1,1 @@
+"""Backbone registry (adult-CXR, ImageNet, random), pretrained weights, the BPD head."""
