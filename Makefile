@@ -25,6 +25,7 @@ app: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check core bpd_gui tests benchmarks packaging
+	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 lint: $(STAMP)
