@@ -18,6 +18,7 @@ from core.errors import BPDError, Cancelled, InputError, WeightsMissingError
 
 # Modules that add subcommands; each defines register(subparsers).
 COMMAND_MODULES = (
+    "core.cli.weights_cmd",
     "core.cli.cohort_cmd",
 )
 
