@@ -1,0 +1,142 @@
+"""`bpd cohort check TABLE`: read, validate and decode a cohort; say what is wrong.
+
+Exit 0 when the cohort is usable (both outcomes present), 2 when it is not or the
+table cannot be read. Row numbers are data rows (1 = first row under the header).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from core.cohort.cache import ImageCache
+from core.cohort.loader import load_cohort
+from core.cohort.mapping import ColumnMapping, guess_mapping
+from core.cohort.model import Cohort
+from core.cohort.prepare import prepare_images
+from core.cohort.preprocess import PreprocessConfig
+from core.cohort.table import read_table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    cohort = subparsers.add_parser("cohort", help="import and validate a cohort table")
+    sub = cohort.add_subparsers(dest="cohort_command", metavar="ACTION", required=True)
+    check = sub.add_parser(
+        "check",
+        help="validate a table and its images; print the summary and every problem",
+        description="Rows are data rows: 1 is the first row under the header.",
+    )
+    check.add_argument("table", help="CSV or XLSX, one row per image or per patient")
+    check.add_argument(
+        "--images-root", help="folder image paths are relative to (default: the table's)"
+    )
+    check.add_argument("--outcome", help="outcome column (default: guessed from the header)")
+    check.add_argument(
+        "--positive", nargs="+", metavar="V", help="values meaning positive (e.g. moderate severe)"
+    )
+    check.add_argument(
+        "--negative",
+        nargs="+",
+        metavar="V",
+        help="values meaning negative (default: every other recorded value)",
+    )
+    check.add_argument("--patient-col", help="patient id column (default: guessed)")
+    check.add_argument("--image-col", help="image path column (default: guessed)")
+    check.add_argument(
+        "--image-pattern",
+        help="one row per patient: each patient's files, e.g. '{patient_id}_*.png' "
+        "or '{patient_id}/*'",
+    )
+    check.add_argument(
+        "--resolution", type=int, default=224, help="decode check resolution (default 224)"
+    )
+    check.add_argument(
+        "--no-decode", action="store_true", help="check the table only, do not read images"
+    )
+    check.add_argument(
+        "--workers", type=int, default=None, help="decoding processes (default: all CPUs)"
+    )
+    check.add_argument("--json", action="store_true", help="print the result as JSON")
+    check.set_defaults(func=run_check)  # fmt: skip
+
+
+def _mapping(args: argparse.Namespace) -> ColumnMapping | None:
+    if not (args.patient_col or args.image_col or args.image_pattern):
+        return None
+    guessed = guess_mapping(read_table(args.table).columns)
+    image = None if args.image_pattern and not args.image_col else (args.image_col or guessed.image)
+    return ColumnMapping(
+        patient_id=args.patient_col or guessed.patient_id,
+        image=image,
+        outcome=args.outcome or guessed.outcome,
+        gestational_age=guessed.gestational_age,
+        birth_weight=guessed.birth_weight,
+        irds=guessed.irds,
+        sex=guessed.sex,
+    )
+
+
+def run_check(args: argparse.Namespace) -> int:
+    cohort = load_cohort(
+        args.table,
+        images_root=args.images_root,
+        mapping=_mapping(args),
+        outcome_column=args.outcome,
+        positive=args.positive,
+        negative=args.negative,
+        image_pattern=args.image_pattern,
+    )
+    seconds = 0.0
+    if not args.no_decode:
+        start = time.perf_counter()
+        prepared = prepare_images(
+            cohort,
+            PreprocessConfig(resolution=args.resolution),
+            ImageCache(),
+            on_progress=None if args.json else _progress,
+            workers=args.workers,
+        )
+        seconds = time.perf_counter() - start
+        if not args.json and sys.stderr.isatty():
+            print(file=sys.stderr)
+        cohort = prepared.cohort
+    if args.json:
+        print(json.dumps(cohort.to_json(), indent=2, default=str))
+    else:
+        print_report(cohort, seconds)
+    return 0 if cohort.is_usable() else 2
+
+
+def _progress(done: int, total: int) -> None:
+    if not sys.stderr.isatty():
+        return
+    print(f"\rreading images {done}/{total}", end="", file=sys.stderr, flush=True)
+
+
+def print_report(cohort: Cohort, seconds: float = 0.0) -> None:
+    s = cohort.summary()
+    print(f"table:      {cohort.table_path}")
+    print(f"images in:  {cohort.images_root}")
+    print(f"outcome:    {s['outcome_column']}  positive = {', '.join(s['positive_values'])}"
+          f"  negative = {', '.join(s['negative_values'])}")  # fmt: skip
+    print(
+        f"patients:   {s['n_patients']} ({s['n_positive']} positive / {s['n_negative']} negative)"
+    )
+    print(f"images:     {s['n_images']}" + (f"  (read in {seconds:.1f} s)" if seconds else ""))
+    print(f"excluded:   {s['n_excluded']} patients")
+    for reason, n in sorted(s["excluded_by_reason"].items()):
+        print(f"  {reason}: {n}")
+    for ex in cohort.exclusions:
+        print(f"  - patient {ex.patient_id} (data row {ex.row}): {ex.reason}: {ex.message}")
+    if cohort.problems:
+        print(f"problems:   {len(cohort.errors)} errors, {len(cohort.warnings)} warnings")
+        for p in cohort.problems:
+            print(f"  [{p.severity}] {p.reason}: {p.message}")
+            if p.file:
+                print(f"      file: {p.file}")
+    if cohort.is_usable():
+        print("usable:     yes")
+    else:
+        print("usable:     NO - need at least 2 patients with each outcome")

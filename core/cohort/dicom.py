@@ -1,0 +1,142 @@
+"""DICOM radiographs to grey values in [0, 1] (0 = black, as a radiologist views it).
+
+Order of operations follows DICOM PS3.3 C.11: stored values -> Modality LUT (or rescale
+slope/intercept) -> VOI LUT (or window centre/width) -> MONOCHROME1 inversion. Only
+technical header fields are read; patient-identifying fields are never touched, so
+nothing identifying can reach a log, a warning or the cache.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import ImageError
+
+# Projection radiography only: CT/MR/US slices are not what the model was trained on.
+ACCEPTED_MODALITIES = ("CR", "DX", "DR")
+CHEST_BODY_PARTS = ("CHEST", "THORAX", "LUNG", "LUNGS", "TORSO", "THORAX_CHEST")
+
+
+class DicomRejected(ImageError):
+    """A readable DICOM file that is not a projection chest radiograph."""
+
+    reason = "not_a_radiograph"
+
+
+class NoPixelData(ImageError):
+    reason = "no_pixel_data"
+
+
+def decode_dicom(data: bytes, name: str | Path) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Decode DICOM bytes; return (pixels float32 [H,W] in [0,1], [(reason, message)])."""
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    except Exception as exc:
+        raise ImageError(f"not a readable DICOM file ({exc})", file=name) from exc
+    warnings: list[tuple[str, str]] = []
+
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    if modality and modality not in ACCEPTED_MODALITIES:
+        raise DicomRejected(
+            f"DICOM Modality is {modality}; only projection radiographs "
+            f"({', '.join(ACCEPTED_MODALITIES)}) can be used. Remove this file from the table.",
+            file=name,
+        )
+    if not modality:
+        warnings.append(("modality_missing", f"{name}: DICOM Modality is not set"))
+    body_part = str(ds.get("BodyPartExamined", "") or "").strip().upper()
+    if body_part and body_part not in CHEST_BODY_PARTS:
+        warnings.append(
+            (
+                "body_part_not_chest",
+                f"{name}: BodyPartExamined is {body_part}, not a chest; check the file",
+            )
+        )
+    if "PixelData" not in ds:
+        kind = "float pixel data" if "FloatPixelData" in ds else "no pixel data"
+        raise NoPixelData(f"DICOM file has {kind}; it holds no radiograph", file=name)
+
+    try:
+        stored = ds.pixel_array
+    except Exception as exc:
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        syntax_name = getattr(syntax, "name", str(syntax))
+        raise ImageError(
+            f"cannot decode DICOM pixel data (transfer syntax {syntax_name}): {exc}", file=name
+        ) from exc
+
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames > 1:
+        stored = stored[0]
+        warnings.append(("multi_frame", f"{name}: {frames} frames, using the first"))
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        return _colour_to_grey(stored, ds, name), warnings
+
+    lo, hi = _modality_range(ds)
+    values = apply_modality_lut(stored, ds)
+    if ds.get("VOILUTSequence") or ("WindowCenter" in ds and "WindowWidth" in ds):
+        try:
+            values = apply_voi_lut(values, ds, index=0)
+            lo, hi = _voi_range(ds, lo, hi)
+        except (ValueError, NotImplementedError, AttributeError) as exc:
+            warnings.append(("bad_voi_lut", f"{name}: VOI LUT/window ignored ({exc})"))
+    out = _to_unit(values, lo, hi)
+    inverse = str(ds.get("PresentationLUTShape", "")).upper() == "INVERSE"
+    if (photometric == "MONOCHROME1") != inverse:
+        out = 1.0 - out
+    return out, warnings
+
+
+def _modality_range(ds) -> tuple[float, float]:
+    """Range of values after the Modality LUT, from BitsStored (not from this image)."""
+    if ds.get("ModalityLUTSequence"):
+        depth = int(ds.ModalityLUTSequence[0].LUTDescriptor[2])
+        return 0.0, float(2**depth - 1)
+    bits = int(ds.get("BitsStored", 0) or ds.get("BitsAllocated", 8))
+    if int(ds.get("PixelRepresentation", 0)) == 1:
+        lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    else:
+        lo, hi = 0, 2**bits - 1
+    if "RescaleSlope" in ds and "RescaleIntercept" in ds:
+        slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+        lo, hi = sorted((lo * slope + intercept, hi * slope + intercept))
+    return float(lo), float(hi)
+
+
+def _voi_range(ds, lo: float, hi: float) -> tuple[float, float]:
+    """Windowing keeps the modality output range; a VOI LUT maps into its own entries."""
+    seq = ds.get("VOILUTSequence")
+    if seq and seq[0].get("LUTDescriptor") is not None and seq[0].get("LUTData") is not None:
+        from pydicom.pixels import apply_voi
+
+        entries = apply_voi(np.arange(-(2**16), 2**16, dtype=np.int64), ds, index=0)
+        return float(entries.min()), float(entries.max())
+    return lo, hi
+
+
+def _to_unit(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    span = hi - lo if hi > lo else 1.0
+    out = (np.asarray(values, dtype=np.float32) - np.float32(lo)) / np.float32(span)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _colour_to_grey(stored: np.ndarray, ds, name: str | Path) -> np.ndarray:
+    """Colour DICOM (secondary captures of radiographs): ITU-R 601 luma of RGB."""
+    from pydicom.pixels import convert_color_space
+
+    photometric = str(ds.PhotometricInterpretation).upper()
+    rgb = stored
+    if photometric.startswith("YBR") and photometric != "YBR_RCT" and stored.ndim == 3:
+        rgb = convert_color_space(stored, photometric, "RGB")
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise ImageError(f"unsupported PhotometricInterpretation {photometric}", file=name)
+    bits = int(ds.get("BitsStored", 8))
+    grey = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.clip(grey / np.float32(2**bits - 1), 0.0, 1.0)

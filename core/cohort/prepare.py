@@ -1,0 +1,262 @@
+"""Decode and preprocess every image of a cohort, through the disk cache.
+
+Unchanged files are recognised from (path, size, mtime) without reading them; cached
+pixels are loaded as-is, so a second import decodes nothing. New files are decoded in
+a pool of worker processes. Images that cannot be used become problems, and patients
+left without images become exclusions: the returned cohort says what happened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.cohort.cache import ImageCache, file_sha256
+from core.cohort.images import decode_image_bytes
+from core.cohort.model import Cohort, Exclusion, ImageRecord, Problem
+from core.cohort.preprocess import PreprocessConfig, preprocess
+from core.errors import ImageError
+
+log = logging.getLogger(__name__)
+ProgressFn = Callable[[int, int], None]
+SERIAL_BELOW = 24  # a pool costs ~1 s to start; not worth it for a handful of files
+CHUNK = 16
+
+
+@dataclass
+class PreparedCohort:
+    cohort: Cohort
+    pixels: np.ndarray  # uint16 [N_img, R, R]
+    image_patient: np.ndarray  # int64 [N_img], index into cohort.patients
+    image_rank: np.ndarray  # int64 [N_img], 0 = the patient's first image in table order
+    labels: np.ndarray  # int64 [N_patients]
+    n_decoded: int = 0  # images decoded now (the rest came from the cache)
+    n_cached: int = 0
+
+
+@dataclass
+class _Result:
+    index: int
+    sha: str | None = None
+    pixels: np.ndarray | None = None
+    error: str | None = None
+    reason: str = "unreadable_image"
+    warnings: tuple[tuple[str, str], ...] = ()
+    decoded: bool = False
+
+
+def _decode_one(index: int, path: str, cfg: PreprocessConfig, cache_root: str) -> _Result:
+    """Worker: hash, then reuse a cache entry of identical content or decode and store."""
+    cache = ImageCache(cache_root)
+    try:
+        sha, data = file_sha256(path)
+    except OSError as exc:
+        return _Result(index, error=f"cannot read image file ({exc.strerror})")
+    hit = cache.get(sha, cfg)
+    if hit is not None:
+        return _Result(index, sha, hit)
+    try:
+        decoded = decode_image_bytes(data, path)
+        pixels = preprocess(decoded.pixels, cfg)
+    except ImageError as exc:
+        return _Result(
+            index, sha, error=exc.detail, reason=getattr(exc, "reason", "unreadable_image")
+        )
+    except Exception as exc:  # a decoder bug must not stop a 5,000-image import
+        return _Result(index, sha, error=f"cannot decode image ({type(exc).__name__}: {exc})")
+    cache.put(sha, cfg, pixels)
+    notes = tuple(zip(decoded.warning_reasons, decoded.warnings, strict=True))
+    return _Result(index, sha, pixels, warnings=notes, decoded=True)
+
+
+def _decode_chunk(items, cfg, cache_root):
+    return [_decode_one(i, p, cfg, cache_root) for i, p in items]
+
+
+def _pool_context():
+    # fork would copy a parent that may hold torch threads; forkserver is safe and fast.
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("forkserver")
+    return multiprocessing.get_context("spawn")
+
+
+def prepare_images(
+    cohort: Cohort,
+    cfg: PreprocessConfig,
+    cache: ImageCache | None = None,
+    on_progress: ProgressFn | None = None,
+    *,
+    workers: int | None = None,
+) -> PreparedCohort:
+    cache = cache or ImageCache()
+    records = [
+        (pi, rank, rec) for pi, p in enumerate(cohort.patients) for rank, rec in enumerate(p.images)
+    ]
+    total = len(records)
+    results: list[_Result | None] = [None] * total
+    stats: list[os.stat_result | None] = [None] * total
+    misses: list[tuple[int, str]] = []
+    size = cfg.resolution
+    pixels = np.empty((total, size, size), dtype=np.uint16)  # filled as results arrive
+    done = 0
+    report = _throttled(on_progress, total)
+    for i, (_, _, rec) in enumerate(records):
+        try:
+            st = stats[i] = os.stat(rec.path)
+        except OSError as exc:
+            results[i] = _Result(i, error=f"cannot read image file ({exc.strerror})")
+            done += 1
+            continue
+        sha = cache.known_sha(rec.path, st)
+        hit = cache.get(sha, cfg) if sha else None
+        if hit is None:
+            misses.append((i, str(rec.path)))
+            continue
+        pixels[i] = hit
+        results[i] = _Result(i, sha)
+        done += 1
+        report(done)
+
+    for res in _decode_all(misses, cfg, cache.root, workers):
+        if res.pixels is not None:
+            pixels[res.index] = res.pixels
+            res.pixels = None
+        results[res.index] = res
+        st = stats[res.index]
+        if res.sha and st is not None:
+            cache.remember_sha(records[res.index][2].path, st, res.sha)
+        done += 1
+        report(done)
+    cache.save_index()
+    report(total, force=True)
+    return _assemble(cohort, pixels, records, results)
+
+
+def _decode_all(misses, cfg, cache_root: Path, workers: int | None):
+    if not misses:
+        return
+    n_workers = max(1, min(workers or os.cpu_count() or 1, len(misses) // CHUNK + 1))
+    if n_workers == 1 or len(misses) < SERIAL_BELOW:
+        for i, path in misses:
+            yield _decode_one(i, path, cfg, str(cache_root))
+        return
+    chunks = [misses[k : k + CHUNK] for k in range(0, len(misses), CHUNK)]
+    with ProcessPoolExecutor(n_workers, mp_context=_pool_context()) as pool:
+        futures = [pool.submit(_decode_chunk, c, cfg, str(cache_root)) for c in chunks]
+        for fut in futures:
+            yield from fut.result()
+
+
+def _throttled(on_progress: ProgressFn | None, total: int):
+    step = max(1, total // 200)
+    last = [-1]
+
+    def report(done: int, force: bool = False) -> None:
+        if on_progress and (force or done - last[0] >= step) and done != last[0]:
+            last[0] = done
+            on_progress(done, total)
+
+    return report
+
+
+def _assemble(cohort: Cohort, pixels: np.ndarray, records, results) -> PreparedCohort:
+    problems = list(cohort.problems)
+    exclusions = list(cohort.exclusions)
+    first_by_sha: dict[str, tuple[ImageRecord, int]] = {}
+    kept: dict[int, list[tuple[ImageRecord, int]]] = {}
+    n_decoded = 0
+    for i, ((pi, _, rec), res) in enumerate(zip(records, results, strict=True)):
+        pid = cohort.patients[pi].patient_id
+        n_decoded += res.decoded
+        for reason, message in res.warnings:
+            problems.append(
+                Problem(
+                    reason, f"data row {rec.row}: {message}", "warning", rec.row, str(rec.path), pid
+                )
+            )
+        if res.error is not None:
+            problems.append(
+                Problem(
+                    res.reason,
+                    f"data row {rec.row}: {res.error}",
+                    "error",
+                    rec.row,
+                    str(rec.path),
+                    pid,
+                )
+            )
+            continue
+        first = first_by_sha.get(res.sha)
+        if first is not None and first[1] != pi:
+            # One radiograph under two patients: one label is wrong, and the image would
+            # leak between training and test folds. The repeat is not used.
+            problems.append(
+                Problem(
+                    "duplicate_image",
+                    f"data row {rec.row}: same content as {first[0].path.name} (data row "
+                    f"{first[0].row}, patient {cohort.patients[first[1]].patient_id}); "
+                    "the repeat is not used",
+                    "error",
+                    rec.row,
+                    str(rec.path),
+                    pid,
+                )
+            )
+            continue
+        if first is not None:  # same patient: harmless for the split, kept but worth a look
+            problems.append(
+                Problem(
+                    "duplicate_image",
+                    f"data row {rec.row}: same content as {first[0].path.name} "
+                    f"(data row {first[0].row}) of the same patient; both are kept",
+                    "warning",
+                    rec.row,
+                    str(rec.path),
+                    pid,
+                )
+            )
+        rec = dataclasses.replace(rec, sha256=res.sha)
+        first_by_sha.setdefault(res.sha, (rec, pi))
+        kept.setdefault(pi, []).append((rec, i))
+
+    patients, order, image_patient, image_rank = [], [], [], []
+    for pi, patient in enumerate(cohort.patients):
+        images = kept.get(pi, [])
+        if not images:
+            exclusions.append(
+                Exclusion(
+                    patient.patient_id,
+                    "no_usable_images",
+                    "none of the patient's images could be read (see problems): patient excluded",
+                    patient.row,
+                )
+            )
+            continue
+        for rank, (_, index) in enumerate(images):
+            order.append(index)
+            image_patient.append(len(patients))
+            image_rank.append(rank)
+        patients.append(dataclasses.replace(patient, images=tuple(r for r, _ in images)))
+    if order != list(range(len(records))):  # copy only when something was left out
+        pixels = pixels[np.asarray(order, dtype=np.int64)]
+    new_cohort = dataclasses.replace(
+        cohort, patients=patients, exclusions=exclusions, problems=problems
+    )
+    return PreparedCohort(
+        cohort=new_cohort,
+        pixels=pixels,
+        image_patient=np.asarray(image_patient, dtype=np.int64),
+        image_rank=np.asarray(image_rank, dtype=np.int64),
+        labels=np.asarray([p.label for p in patients], dtype=np.int64),
+        n_decoded=n_decoded,
+        n_cached=len(records) - sum(r.error is not None for r in results) - n_decoded,
+    )
