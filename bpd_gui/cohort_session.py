@@ -1,0 +1,153 @@
+"""The cohort the user is working on, shared by the Cohort and Train views.
+
+Holds the table, images folder, column and outcome mappings and the last validation
+result. Reading and validating run on worker threads; this object only keeps state
+and announces changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from bpd_gui.workers import TaskRunner
+
+
+@dataclass(frozen=True)
+class CohortSource:
+    """What is needed to load (and later train on) a cohort; JSON for QSettings."""
+
+    table: str
+    images_root: str | None
+    mapping: dict[str, Any]  # ColumnMapping.to_json()
+    outcome: dict[str, Any]  # OutcomeMapping.to_json()
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CohortSource:
+        return cls(
+            table=str(data["table"]),
+            images_root=data.get("images_root"),
+            mapping=dict(data["mapping"]),
+            outcome=dict(data["outcome"]),
+        )
+
+
+def read_table_for_mapping(path: str) -> Any:
+    from core.cohort.table import read_table
+
+    return read_table(path)
+
+
+def validate(source: CohortSource) -> Any:
+    """Table-level validation (no decoding); runs on a worker thread."""
+    from core.cohort.loader import load_cohort
+    from core.cohort.mapping import ColumnMapping, OutcomeMapping
+
+    return load_cohort(
+        source.table,
+        images_root=source.images_root or None,
+        mapping=ColumnMapping.from_json(source.mapping),
+        outcome=OutcomeMapping.from_json(source.outcome),
+    )
+
+
+def guessed_source(table: str, frame: Any, images_root: str | None = None) -> CohortSource:
+    from bpd_gui.dialogs.outcome_guess import guess_outcome_choice
+    from core.cohort.mapping import OutcomeMapping, guess_mapping, outcome_value_counts
+
+    mapping = guess_mapping(list(frame.columns))
+    if not mapping.patient_id or not mapping.outcome:
+        raise ValueError(
+            f"{table}: cannot tell which columns hold the patient id and the outcome; "
+            "open it with Open table… and map the columns."
+        )
+    choices = {v: guess_outcome_choice(v) for v in outcome_value_counts(frame, mapping.outcome)}
+    outcome = OutcomeMapping(
+        positive=tuple(v for v, c in choices.items() if c == "positive"),
+        negative=tuple(v for v, c in choices.items() if c == "negative"),
+    )
+    return CohortSource(str(table), images_root, mapping.to_json(), outcome.to_json())
+
+
+class CohortSession(QObject):
+    table_read = Signal(str, object, bool)  # path, DataFrame of text, user wants the mapping
+    validating = Signal()
+    cohort_changed = Signal(object)  # Cohort
+    failed = Signal(str, str)  # title, readable message
+
+    def __init__(self, tasks: TaskRunner, parent=None):
+        super().__init__(parent)
+        self.tasks = tasks
+        self.source: CohortSource | None = None
+        self.cohort = None
+        self.table_path: str | None = None
+        self.images_root: str | None = None
+        self.frame = None
+
+    def read_table(self, path: str, for_mapping: bool = True) -> None:
+        self.tasks.submit(
+            read_table_for_mapping,
+            path,
+            on_done=lambda df, p=path, m=for_mapping: self._on_table(p, df, m),
+            on_error=lambda msg: self.failed.emit("Cannot read the table", msg),
+        )
+
+    def _on_table(self, path: str, frame: Any, for_mapping: bool) -> None:
+        self.table_path, self.frame = path, frame
+        self.table_read.emit(path, frame, for_mapping)
+
+    def open_with_guesses(self, path: str, images_root: str | None = None) -> None:
+        """One click: read the table, take the guessed mapping as it is, and validate."""
+
+        def read_and_guess(p: str) -> tuple[Any, CohortSource]:
+            frame = read_table_for_mapping(p)
+            return frame, guessed_source(p, frame, images_root)
+
+        def done(result: tuple[Any, CohortSource]) -> None:
+            frame, source = result
+            self._on_table(path, frame, False)
+            self.apply(source)
+
+        self.tasks.submit(
+            read_and_guess,
+            path,
+            on_done=done,
+            on_error=lambda msg: self.failed.emit("Cannot open the cohort", msg),
+        )
+
+    def restore(self, source: CohortSource) -> None:
+        """Reopen a cohort from an earlier session: validate, and read the table quietly."""
+        self.read_table(source.table, for_mapping=False)
+        self.apply(source)
+
+    def set_images_root(self, folder: str | None) -> None:
+        self.images_root = folder or None
+        if self.source is not None:
+            self.apply(
+                CohortSource(self.source.table, folder, self.source.mapping, self.source.outcome)
+            )
+
+    def apply(self, source: CohortSource) -> None:
+        self.source = source
+        self.table_path = source.table
+        self.images_root = source.images_root
+        self.validating.emit()
+        self.tasks.submit(
+            validate,
+            source,
+            on_done=self._on_cohort,
+            on_error=lambda msg: self.failed.emit("The cohort could not be checked", msg),
+        )
+
+    def _on_cohort(self, cohort: Any) -> None:
+        self.cohort = cohort
+        self.cohort_changed.emit(cohort)
+
+    def update_cohort(self, cohort: Any) -> None:
+        """After image decoding found more problems (prepare_images returns an updated cohort)."""
+        self._on_cohort(cohort)

@@ -1,0 +1,211 @@
+"""Map table columns to roles and outcome values to positive / negative / exclude.
+
+Guesses come from the header (core.cohort.mapping.guess_mapping); the preview shows the
+first rows with the chosen columns highlighted, and the outcome table counts each value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+from bpd_gui.dialogs.outcome_guess import CHOICES, guess_outcome_choice
+
+NONE = "(not in table)"
+PREVIEW_ROWS = 20
+ROLES = (  # (ColumnMapping field, label, required)
+    ("patient_id", "Patient ID", True),
+    ("image", "Image file", False),
+    ("outcome", "Outcome", True),
+    ("gestational_age", "Gestational age", False),
+    ("birth_weight", "Birth weight", False),
+    ("irds", "IRDS grade", False),
+    ("sex", "Sex", False),
+)
+
+
+class MappingDialog(QDialog):
+    def __init__(self, frame: Any, mapping: Any = None, outcome: Any = None, parent=None):
+        """frame: DataFrame of str; mapping: ColumnMapping or None (guessed); outcome:
+        OutcomeMapping or None (guessed from the values)."""
+        from core.cohort.mapping import guess_mapping
+
+        super().__init__(parent)
+        self.setWindowTitle("Map the table's columns")
+        self.resize(980, 640)
+        self.frame = frame
+        self.columns = [str(c) for c in frame.columns]
+        self._prior_outcome = outcome
+        guess = mapping if mapping is not None else guess_mapping(self.columns)
+
+        self.combos: dict[str, QComboBox] = {}
+        form = QFormLayout()
+        for field, label, required in ROLES:
+            combo = QComboBox()
+            combo.setObjectName(f"map_{field}")
+            combo.addItems(([] if required else [NONE]) + self.columns)
+            current = getattr(guess, field, None)
+            if current in self.columns:
+                combo.setCurrentText(current)
+            combo.currentTextChanged.connect(self._refresh)
+            self.combos[field] = combo
+            form.addRow(label + (" *" if required else ""), combo)
+        columns_box = QGroupBox("Columns")
+        columns_box.setLayout(form)
+
+        self.outcome_table = QTableWidget(0, 3)
+        self.outcome_table.setObjectName("outcome_values")
+        self.outcome_table.setHorizontalHeaderLabels(["Value", "Rows", "Counts as"])
+        self.outcome_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.outcome_table.verticalHeader().setVisible(False)
+        self.balance_label = QLabel()
+        outcome_box = QGroupBox("Outcome values")
+        outcome_layout = QVBoxLayout(outcome_box)
+        outcome_layout.addWidget(self.outcome_table)
+        outcome_layout.addWidget(self.balance_label)
+
+        self.preview = QTableWidget()
+        self.preview.setObjectName("preview")
+        self.preview.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.message = QLabel()
+        self.message.setObjectName("mapping_message")
+        self.message.setStyleSheet("color: #b00020;")
+        self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+
+        top = QHBoxLayout()
+        top.addWidget(columns_box, 1)
+        top.addWidget(outcome_box, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(QLabel(f"First {PREVIEW_ROWS} rows of {len(frame)}:"))
+        layout.addWidget(self.preview, 1)
+        layout.addWidget(self.message)
+        layout.addWidget(self.buttons)
+        self._outcome_column: str | None = None
+        self._refresh()
+
+    # --- live preview ---------------------------------------------------------------
+    def _refresh(self, *_: Any) -> None:
+        self._fill_preview()
+        outcome_col = self.combos["outcome"].currentText()
+        if outcome_col != self._outcome_column:
+            self._outcome_column = outcome_col
+            self._fill_outcome_values(outcome_col)
+        self._check()
+
+    def _fill_preview(self) -> None:
+        head = self.frame.head(PREVIEW_ROWS)
+        roles_by_column = {}
+        for field, label, _ in ROLES:
+            col = self.combos[field].currentText()
+            if col != NONE:
+                roles_by_column.setdefault(col, []).append(label)
+        self.preview.setRowCount(len(head))
+        self.preview.setColumnCount(len(self.columns))
+        headers = []
+        for c, col in enumerate(self.columns):
+            roles = roles_by_column.get(col)
+            headers.append(f"{col}\n→ {', '.join(roles)}" if roles else f"{col}\n")
+            for r in range(len(head)):
+                item = QTableWidgetItem(str(head.iat[r, c]))
+                if roles:
+                    item.setBackground(QColor("#e3f0fb"))
+                self.preview.setItem(r, c, item)
+        self.preview.setHorizontalHeaderLabels(headers)
+        self.preview.resizeColumnsToContents()
+
+    def _fill_outcome_values(self, column: str) -> None:
+        from core.cohort.mapping import outcome_value_counts
+
+        counts = outcome_value_counts(self.frame, column) if column in self.columns else {}
+        prior = self._prior_outcome
+        self.outcome_table.setRowCount(len(counts))
+        for r, (value, n) in enumerate(sorted(counts.items(), key=lambda kv: -kv[1])):
+            self.outcome_table.setItem(r, 0, QTableWidgetItem(value if value else "(empty)"))
+            self.outcome_table.item(r, 0).setData(Qt.UserRole, value)
+            count_item = QTableWidgetItem(str(n))
+            count_item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+            self.outcome_table.setItem(r, 1, count_item)
+            combo = QComboBox()
+            combo.addItems(CHOICES)
+            if prior is not None and value in prior.positive:
+                combo.setCurrentText("positive")
+            elif prior is not None and value in prior.negative:
+                combo.setCurrentText("negative")
+            elif prior is not None:
+                combo.setCurrentText("exclude")
+            else:
+                combo.setCurrentText(guess_outcome_choice(value))
+            combo.currentTextChanged.connect(self._check)
+            self.outcome_table.setCellWidget(r, 2, combo)
+        self._prior_outcome = None  # only the first fill follows the earlier choice
+
+    def outcome_choices(self) -> dict[str, str]:
+        out = {}
+        for r in range(self.outcome_table.rowCount()):
+            value = self.outcome_table.item(r, 0).data(Qt.UserRole)
+            out[value] = self.outcome_table.cellWidget(r, 2).currentText()
+        return out
+
+    def set_outcome_choice(self, value: str, choice: str) -> None:
+        for r in range(self.outcome_table.rowCount()):
+            if self.outcome_table.item(r, 0).data(Qt.UserRole) == value:
+                self.outcome_table.cellWidget(r, 2).setCurrentText(choice)
+                return
+        raise KeyError(value)
+
+    def _check(self, *_: Any) -> None:
+        counts = {}
+        for r in range(self.outcome_table.rowCount()):
+            choice = self.outcome_table.cellWidget(r, 2).currentText()
+            counts[choice] = counts.get(choice, 0) + int(self.outcome_table.item(r, 1).text())
+        self.balance_label.setText(
+            f"positive: {counts.get('positive', 0)} rows · negative: {counts.get('negative', 0)}"
+            f" rows · excluded: {counts.get('exclude', 0)} rows"
+        )
+        problem = self.problem()
+        self.message.setText(problem or "")
+        self.buttons.button(QDialogButtonBox.Ok).setEnabled(problem is None)
+
+    def problem(self) -> str | None:
+        picked = [self.combos[f].currentText() for f, _, _ in ROLES]
+        used = [c for c in picked if c != NONE]
+        if len(used) != len(set(used)):
+            return "Each column can have only one role."
+        choices = set(self.outcome_choices().values())
+        if "positive" not in choices or "negative" not in choices:
+            return "Mark at least one outcome value positive and one negative."
+        return None
+
+    # --- result -----------------------------------------------------------------------
+    def column_mapping(self) -> Any:
+        from core.cohort.mapping import ColumnMapping
+
+        chosen = {f: self.combos[f].currentText() for f, _, _ in ROLES}
+        return ColumnMapping(**{f: (None if c == NONE else c) for f, c in chosen.items()})
+
+    def outcome_mapping(self) -> Any:
+        from core.cohort.mapping import OutcomeMapping
+
+        choices = self.outcome_choices()
+        return OutcomeMapping(
+            positive=tuple(v for v, c in choices.items() if c == "positive"),
+            negative=tuple(v for v, c in choices.items() if c == "negative"),
+        )

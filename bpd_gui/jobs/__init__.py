@@ -1,0 +1,1 @@
+"""Running and following jobs: child processes, their event streams, the run list."""

@@ -1,0 +1,186 @@
+"""The one place that knows how a job process is started, stopped and recognised.
+
+Jobs run as detached child processes (`python -m core.cli.main ...`), with stdout and
+stderr sent to log files, so that the app can quit while a run goes on and reattach
+later by the pid in state.json. A frozen app swaps `base_command()` for its own
+executable in worker mode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QProcess, QProcessEnvironment
+
+from core import paths
+
+
+def base_command() -> list[str]:
+    """Program + leading arguments that run the `bpd` command line."""
+    return [sys.executable, "-m", "core.cli.main"]
+
+
+def repo_root() -> Path:
+    # `python -m core.cli.main` needs the folder that holds `core` on sys.path.
+    return Path(__file__).resolve().parents[2]
+
+
+def logs_dir() -> Path:
+    return paths.studio_home() / "gui-logs"
+
+
+def stderr_log(run_dir: Path) -> Path:
+    return logs_dir() / f"{Path(run_dir).name}.stderr.log"
+
+
+def stdout_log(run_dir: Path) -> Path:
+    return logs_dir() / f"{Path(run_dir).name}.stdout.log"
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """Everything the Train view's form and the cohort say about one run."""
+
+    table: str
+    outcome: str
+    positive: tuple[str, ...]
+    negative: tuple[str, ...] = ()
+    images_root: str | None = None
+    patient_col: str | None = None
+    image_col: str | None = None
+    preset: str | None = None
+    init: str | None = None
+    strategy: str | None = None
+    cutmix: bool | None = None
+    folds: int | None = None
+    repeats: int | None = None
+    epochs: int | None = None
+    resolution: int | None = None
+    device: str | None = None
+
+    def to_json(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainRequest:
+        data = dict(data)
+        for key in ("positive", "negative"):
+            data[key] = tuple(data.get(key) or ())
+        return cls(**data)
+
+
+def train_arguments(req: TrainRequest, run_dir: Path) -> list[str]:
+    args = ["train", req.table, "--outcome", req.outcome, "--positive", *req.positive]
+    if req.negative:
+        args += ["--negative", *req.negative]
+    for flag, value in (
+        ("--images-root", req.images_root),
+        ("--patient-col", req.patient_col),
+        ("--image-col", req.image_col),
+        ("--preset", req.preset),
+        ("--init", req.init),
+        ("--strategy", req.strategy),
+        ("--folds", req.folds),
+        ("--repeats", req.repeats),
+        ("--epochs", req.epochs),
+        ("--resolution", req.resolution),
+        ("--device", req.device),
+    ):
+        if value is not None and value != "":
+            args += [flag, str(value)]
+    if req.cutmix is not None:
+        args.append("--cutmix" if req.cutmix else "--no-cutmix")
+    return [*args, "--out", str(run_dir)]
+
+
+def resume_arguments(run_dir: Path) -> list[str]:
+    return ["resume", str(run_dir)]
+
+
+def bench_arguments(resolution: int, batch_size: int, steps: int) -> list[str]:
+    return [
+        "bench", "train", "--resolution", str(resolution),
+        "--batch-size", str(batch_size), "--steps", str(steps),
+    ]  # fmt: skip
+
+
+def job_environment() -> QProcessEnvironment:
+    env = QProcessEnvironment.systemEnvironment()
+    root = str(repo_root())
+    old = env.value("PYTHONPATH", "")
+    env.insert("PYTHONPATH", root + (os.pathsep + old if old else ""))
+    env.insert("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def start_detached(arguments: list[str], run_dir: Path) -> int:
+    """Start `bpd ARGUMENTS` detached; returns its pid. Raises OSError if it cannot start."""
+    logs_dir().mkdir(parents=True, exist_ok=True)
+    program, *lead = base_command()
+    proc = QProcess()
+    proc.setProgram(program)
+    proc.setArguments([*lead, *arguments])
+    proc.setWorkingDirectory(str(repo_root()))
+    proc.setProcessEnvironment(job_environment())
+    proc.setStandardOutputFile(str(stdout_log(run_dir)))
+    proc.setStandardErrorFile(str(stderr_log(run_dir)))
+    ok, pid = proc.startDetached()
+    if not ok or not pid:
+        raise OSError(f"could not start {program} {' '.join(arguments[:2])}")
+    return int(pid)
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid or pid <= 0:
+        return False
+    if sys.platform == "win32":  # pragma: no cover - no os.kill(pid, 0) semantics there
+        import ctypes
+
+        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)
+        if not handle:
+            return False
+        code = ctypes.c_ulong()
+        ctypes.windll.kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        ctypes.windll.kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _not_zombie(pid)
+
+
+def _not_zombie(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().split(")")[-1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def request_stop(pid: int) -> None:
+    """Ask the job to stop after the current batch (the CLI handles SIGTERM; resumable)."""
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+
+
+def read_state(run_dir: Path) -> dict:
+    try:
+        return json.loads((Path(run_dir) / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def stderr_tail(run_dir: Path, max_chars: int = 4000) -> str:
+    try:
+        text = stderr_log(run_dir).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return text[-max_chars:].strip()

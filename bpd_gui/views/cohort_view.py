@@ -1,0 +1,255 @@
+"""Cohort page: open a table and an images folder, map columns, see the validation result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from bpd_gui.cohort_session import CohortSession, CohortSource
+from bpd_gui.messages import show_error
+from bpd_gui.widgets.patient_detail import PatientDetail
+from bpd_gui.widgets.patient_list import PatientList
+from bpd_gui.widgets.problem_list import ProblemList
+
+TABLE_SUFFIXES = {".csv", ".tsv", ".txt", ".xlsx", ".xls"}
+TABLE_FILTER = "Tables (*.csv *.tsv *.txt *.xlsx);;All files (*)"
+
+
+class CohortView(QWidget):
+    mapping_requested = Signal()  # emitted before the mapping dialog opens (tests hook in)
+
+    def __init__(self, session: CohortSession, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.setAcceptDrops(True)
+        self.mapping_dialog = None
+
+        self.open_button = QPushButton("Open table…")
+        self.open_button.clicked.connect(self.choose_table)
+        self.images_button = QPushButton("Images folder…")
+        self.images_button.clicked.connect(self.choose_images_folder)
+        self.mapping_button = QPushButton("Column mapping…")
+        self.mapping_button.clicked.connect(lambda: self.edit_mapping())
+        self.check_button = QPushButton("Check all images")
+        self.check_button.setToolTip(
+            "Decode every image once (off the GUI thread) to find unreadable files now, "
+            "not during training. Decoded images are cached for training."
+        )
+        self.check_button.clicked.connect(self.check_images)
+        buttons = QHBoxLayout()
+        for b in (self.open_button, self.images_button, self.mapping_button, self.check_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+
+        self.source_label = QLabel("Drop a table (CSV/XLSX) or an images folder here.")
+        self.source_label.setObjectName("source_label")
+        self.source_label.setWordWrap(True)
+        self.summary_label = QLabel()
+        self.summary_label.setObjectName("cohort_summary")
+        self.summary_label.setWordWrap(True)
+        self.balance = QProgressBar()
+        self.balance.setObjectName("balance")
+        self.balance.setFormat("positive %v of %m")
+        self.balance.setMaximumWidth(320)
+        self.busy = QProgressBar()
+        self.busy.setMaximumWidth(240)
+        self.busy.hide()
+        summary_row = QHBoxLayout()
+        summary_row.addWidget(self.summary_label, 1)
+        summary_row.addWidget(self.busy)
+        summary_row.addWidget(self.balance)
+
+        self.problems = ProblemList()
+        self.problems.patient_selected.connect(self.select_patient)
+        self.patients = PatientList(session.tasks)
+        self.detail = PatientDetail(session.tasks)
+        self.patients.patient_selected.connect(self._show_detail)
+        right = QSplitter(Qt.Vertical)
+        right.addWidget(self.patients)
+        right.addWidget(self.detail)
+        right.setSizes([400, 260])
+        split = QSplitter(Qt.Horizontal)
+        split.addWidget(self.problems)
+        split.addWidget(right)
+        split.setSizes([420, 640])
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addWidget(self.source_label)
+        layout.addLayout(summary_row)
+        layout.addWidget(split, 1)
+
+        session.table_read.connect(self._on_table_read)
+        session.validating.connect(lambda: self._set_busy("Checking the cohort…"))
+        session.cohort_changed.connect(self.show_cohort)
+        session.failed.connect(self._on_failed)
+        self._update_buttons()
+
+    # --- opening ------------------------------------------------------------------------
+    def choose_table(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open cohort table", "", TABLE_FILTER)
+        if path:
+            self.open_table(path)
+
+    def choose_images_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Images folder")
+        if folder:
+            self.session.set_images_root(folder)
+            self._show_source()
+
+    def open_table(self, path: str) -> None:
+        if not Path(path).is_file():
+            show_error(self, "Cannot open the table", f"{path} is not a file.")
+            return
+        self._set_busy(f"Reading {Path(path).name}…")
+        self.session.read_table(path)
+
+    def _on_table_read(self, path: str, frame: Any, for_mapping: bool) -> None:
+        self._set_busy(None)
+        if for_mapping:
+            src = self.session.source
+            self.edit_mapping(fresh=src is None or src.table != path)
+
+    def edit_mapping(self, fresh: bool = False) -> None:
+        from bpd_gui.dialogs.mapping_dialog import MappingDialog
+
+        if self.session.frame is None:
+            if self.session.source is not None:
+                self.session.read_table(self.session.source.table, for_mapping=True)
+            return
+        mapping = outcome = None
+        if self.session.source is not None and not fresh:
+            from core.cohort.mapping import ColumnMapping, OutcomeMapping
+
+            mapping = ColumnMapping.from_json(self.session.source.mapping)
+            outcome = OutcomeMapping.from_json(self.session.source.outcome)
+        dialog = MappingDialog(self.session.frame, mapping, outcome, self)
+        dialog.accepted.connect(lambda d=dialog: self._apply_mapping(d))
+        self.mapping_dialog = dialog
+        self.mapping_requested.emit()
+        dialog.open()
+
+    def _apply_mapping(self, dialog: Any) -> None:
+        self.session.apply(
+            CohortSource(
+                table=str(self.session.table_path),
+                images_root=self.session.images_root,
+                mapping=dialog.column_mapping().to_json(),
+                outcome=dialog.outcome_mapping().to_json(),
+            )
+        )
+        self._show_source()
+
+    # --- results ------------------------------------------------------------------------
+    def show_cohort(self, cohort: Any) -> None:
+        self._set_busy(None)
+        self._show_source()
+        n_pos, n = cohort.n_positive, cohort.n_patients
+        self.summary_label.setText(
+            f"<b>{n}</b> patients · <b>{cohort.n_images}</b> images · "
+            f"<b>{n_pos}</b> positive / <b>{cohort.n_negative}</b> negative · "
+            f"{len(cohort.exclusions)} excluded · {len(cohort.errors)} errors · "
+            f"{len(cohort.warnings)} warnings"
+            + ("" if cohort.is_usable() else " · <span style='color:#b00020'>not enough "
+               "patients of both outcomes to train</span>")
+        )  # fmt: skip
+        self.balance.setMaximum(max(n, 1))
+        self.balance.setValue(n_pos)
+        self.problems.show_problems(cohort.problems)
+        self.patients.show_cohort(cohort)
+        self._update_buttons()
+
+    def select_patient(self, patient_id: str) -> None:
+        if not self.patients.select_patient(patient_id) and self.session.cohort is not None:
+            self._show_detail(patient_id)
+
+    def _show_detail(self, patient_id: str) -> None:
+        if self.session.cohort is not None:
+            self.detail.show_patient(self.session.cohort, patient_id)
+
+    def check_images(self) -> None:
+        from core.cohort.prepare import prepare_images
+        from core.cohort.preprocess import PreprocessConfig
+
+        cohort = self.session.cohort
+        if cohort is None:
+            return
+        self.check_button.setEnabled(False)
+        self._set_busy("Decoding images…", maximum=cohort.n_images)
+        self.session.tasks.submit(
+            prepare_images,
+            cohort,
+            PreprocessConfig(),
+            on_done=self._on_images_checked,
+            on_error=lambda msg: self._on_failed("Images could not be checked", msg),
+            on_progress=lambda done, total: self.busy.setValue(done),
+        )
+
+    def _on_images_checked(self, prepared: Any) -> None:
+        self.check_button.setEnabled(True)
+        self.session.update_cohort(prepared.cohort)
+
+    # --- helpers ------------------------------------------------------------------------
+    def _show_source(self) -> None:
+        table = self.session.table_path or "no table"
+        root = self.session.images_root or "the table's folder"
+        self.source_label.setText(f"Table: {table}\nImages: {root}")
+
+    def _set_busy(self, text: str | None, maximum: int = 0) -> None:
+        if text is None:
+            self.busy.hide()
+        else:
+            self.busy.setRange(0, maximum)
+            self.busy.setValue(0)
+            self.busy.setFormat(text + (" %v/%m" if maximum else ""))
+            self.busy.setTextVisible(True)
+            self.busy.show()
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        has_table = self.session.table_path is not None
+        self.mapping_button.setEnabled(has_table)
+        self.check_button.setEnabled(self.session.cohort is not None)
+
+    def _on_failed(self, title: str, message: str) -> None:
+        self._set_busy(None)
+        self.check_button.setEnabled(self.session.cohort is not None)
+        show_error(self, title, message)
+
+    # --- drag and drop ------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:
+        if self._dropped_path(event) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        path = self._dropped_path(event)
+        if path is None:
+            return
+        event.acceptProposedAction()
+        if path.is_dir():
+            self.session.set_images_root(str(path))
+            self._show_source()
+        else:
+            self.open_table(str(path))
+
+    @staticmethod
+    def _dropped_path(event) -> Path | None:
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        if not urls or not urls[0].isLocalFile():
+            return None
+        path = Path(urls[0].toLocalFile())
+        if path.is_dir() or path.suffix.lower() in TABLE_SUFFIXES:
+            return path
+        return None

@@ -1,0 +1,59 @@
+"""Results page (part 1): every known run with its summary.json, one row per run."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+
+from bpd_gui.jobs.job_queue import JobQueue
+
+METRICS = (("auroc", "AUROC"), ("balanced_accuracy", "Bal. acc."), ("f1", "F1"),
+           ("sensitivity", "Sens."), ("specificity", "Spec."))  # fmt: skip
+
+
+class ResultsView(QWidget):
+    def __init__(self, queue: JobQueue, parent=None):
+        super().__init__(parent)
+        self.queue = queue
+        self.table = QTreeWidget()
+        self.table.setObjectName("results_table")
+        self.table.setRootIsDecorated(False)
+        self.table.setAlternatingRowColors(True)
+        self.table.setHeaderLabels(
+            ["Run", "Status", *(t for _, t in METRICS), "Pooled AUROC", "Patients", "Folds"]
+        )
+        note = QLabel(
+            "Mean ± SD over cross-validation folds (summary.json of each run). Per-infant "
+            "review, reports and comparisons: <i>coming in a later version</i> "
+            "(until then: <code>bpd report RUN_DIR</code>, <code>bpd compare A B</code>)."
+        )
+        note.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(note)
+        layout.addWidget(self.table)
+        queue.changed.connect(self.refresh)
+        queue.job_ended.connect(lambda _job: self.refresh())
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.table.clear()
+        for job in sorted(self.queue.jobs, key=lambda j: j.name, reverse=True):
+            s = job.progress.summary or {}
+            cells = [job.name, job.status_text()]
+            for key, _ in METRICS:
+                m = s.get(key)
+                ok = isinstance(m, dict) and m.get("mean") is not None
+                cells.append(f"{m['mean']:.3f} ± {m.get('sd') or 0:.3f}" if ok else "")
+            pooled = s.get("pooled_auroc")
+            cells.append(f"{pooled:.3f}" if isinstance(pooled, int | float) else "")
+            pos = s.get("n_positive")
+            n = s.get("n_patients")
+            cells.append(f"{n} ({pos} pos.)" if n is not None else "")
+            cells.append(str(s.get("n_folds", "")))
+            item = QTreeWidgetItem(cells)
+            item.setToolTip(0, str(job.run_dir))
+            for col in range(2, len(cells)):
+                item.setTextAlignment(col, Qt.AlignRight | Qt.AlignVCenter)
+            self.table.addTopLevelItem(item)
+        for col in range(self.table.columnCount()):
+            self.table.resizeColumnToContents(col)

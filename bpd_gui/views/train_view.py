@@ -1,0 +1,292 @@
+"""Train page: the run form, the queue of runs, and the selected run's live progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from bpd_gui.cohort_session import CohortSession
+from bpd_gui.jobs import job_client
+from bpd_gui.jobs.estimate import BenchRunner, RunShape, estimate_seconds
+from bpd_gui.jobs.job_queue import JobQueue, is_run_dir, new_run_dir
+from bpd_gui.jobs.run_job import RunJob
+from bpd_gui.jobs.run_progress import format_duration
+from bpd_gui.messages import show_error
+from bpd_gui.widgets.run_list import RunList
+from bpd_gui.widgets.run_panel import RunPanel
+from bpd_gui.widgets.train_form import TrainForm
+from core import paths
+
+REDRAW_MS = 300  # plots redraw at most this often, however fast events arrive
+
+
+class TrainView(QWidget):
+    def __init__(self, session: CohortSession, queue: JobQueue, parent=None):
+        super().__init__(parent)
+        self.session, self.queue = session, queue
+        self.form = TrainForm()
+        self.bench = BenchRunner(self)
+        self._speed: dict[tuple, float] = {}  # (resolution, batch, device) -> images/s
+        self.cohort_label = QLabel()
+        self.cohort_label.setWordWrap(True)
+        self.estimate_label = QLabel()
+        self.estimate_label.setObjectName("estimate_label")
+        self.estimate_label.setWordWrap(True)
+        self.estimate_button = QPushButton("Measure speed")
+        self.estimate_button.setToolTip("Time a few training steps at these settings")
+        self.estimate_button.clicked.connect(self.measure_speed)
+        self.start_button = QPushButton("Start run")
+        self.start_button.setObjectName("start_button")
+        self.start_button.setDefault(True)
+        self.start_button.clicked.connect(self.start_run)
+
+        settings_box = QGroupBox("New run")
+        box_layout = QVBoxLayout(settings_box)
+        box_layout.addWidget(self.cohort_label)
+        box_layout.addWidget(self.form)
+        est_row = QHBoxLayout()
+        est_row.addWidget(self.estimate_label, 1)
+        est_row.addWidget(self.estimate_button)
+        box_layout.addLayout(est_row)
+        box_layout.addWidget(self.start_button)
+
+        self.runs = RunList(queue)
+        self.runs.job_selected.connect(self.show_job)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("cancel_button")
+        self.cancel_button.setToolTip("Stop after the current batch; the run can be resumed")
+        self.cancel_button.clicked.connect(self.cancel_selected)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setObjectName("resume_button")
+        self.resume_button.setToolTip("Continue from the last finished epoch (bpd resume)")
+        self.resume_button.clicked.connect(self.resume_selected)
+        self.folder_button = QPushButton("Folder")
+        self.folder_button.setToolTip("Open the run folder")
+        self.folder_button.clicked.connect(self.open_folder)
+        self.open_run_button = QPushButton("Open run…")
+        self.open_run_button.clicked.connect(self.choose_run)
+        run_buttons = QHBoxLayout()
+        for b in (self.cancel_button, self.resume_button, self.folder_button, self.open_run_button):
+            run_buttons.addWidget(b)
+        runs_box = QGroupBox("Runs")
+        runs_layout = QVBoxLayout(runs_box)
+        runs_layout.addWidget(self.runs)
+        runs_layout.addLayout(run_buttons)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(settings_box)
+        left_layout.addWidget(runs_box, 1)
+        scroll = QScrollArea()
+        scroll.setWidget(left)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(380)
+
+        self.panel = RunPanel()
+        split = QSplitter(Qt.Horizontal)
+        split.addWidget(scroll)
+        split.addWidget(self.panel)
+        split.setStretchFactor(1, 1)
+        split.setSizes([400, 800])
+        layout = QVBoxLayout(self)
+        layout.addWidget(split)
+
+        self.shown_job: RunJob | None = None
+        self._dirty = False
+        self._redraw = QTimer(self)
+        self._redraw.setInterval(REDRAW_MS)
+        self._redraw.timeout.connect(self._redraw_if_dirty)
+        self._redraw.start()
+        self.redraws = 0
+
+        self.form.changed.connect(self.update_estimate)
+        self.bench.measured.connect(self._on_measured)
+        self.bench.unavailable.connect(self._on_bench_unavailable)
+        session.cohort_changed.connect(self._on_cohort)
+        queue.job_updated.connect(self._on_job_updated)
+        queue.changed.connect(self._update_buttons)
+        queue.start_failed.connect(
+            lambda job, msg: show_error(self, "The run could not start", msg)
+        )
+        self._on_cohort(session.cohort)
+
+    # --- cohort + estimate -----------------------------------------------------------
+    def _on_cohort(self, cohort: Any) -> None:
+        if cohort is None:
+            self.cohort_label.setText("Open a cohort first (Cohort page or File ▸ Open table).")
+        else:
+            self.cohort_label.setText(
+                f"Cohort: <b>{Path(str(cohort.table_path)).name}</b> — {cohort.n_patients} "
+                f"patients ({cohort.n_positive} positive), {cohort.n_images} images"
+            )
+        self.update_estimate()
+        self._update_buttons()
+
+    def _shape(self) -> RunShape | None:
+        cohort = self.session.cohort
+        if cohort is None:
+            return None
+        cfg = self.form.config()
+        return RunShape(
+            n_images=cohort.n_images,
+            n_patients=cohort.n_patients,
+            folds=cfg.cv_folds,
+            repeats=cfg.cv_repeats,
+            epochs=cfg.epochs if cfg.finetune_strategy else 0,
+            probe_epochs=cfg.probe_epochs if cfg.uses_probe else 0,
+            eval_every_epoch=cfg.eval_every_epoch,
+        )
+
+    def _speed_key(self) -> tuple:
+        s = self.form.settings()
+        return (s["resolution"], s["batch_size"], s["device"])
+
+    def update_estimate(self) -> None:
+        shape, speed = self._shape(), self._speed.get(self._speed_key())
+        if self.bench.running():
+            self.estimate_label.setText("Measuring a few training steps…")
+        elif shape is None:
+            self.estimate_label.setText("Duration: open a cohort to estimate.")
+        elif speed is None:
+            self.estimate_label.setText("Duration: press Measure speed for an estimate.")
+        else:
+            secs = estimate_seconds(shape, speed)
+            self.estimate_label.setText(
+                f"Estimated duration: about <b>{format_duration(secs)}</b> "
+                f"(measured {speed:.1f} images/s at these settings)"
+            )
+
+    def measure_speed(self) -> None:
+        s = self.form.settings()
+        self.bench.measure(s["resolution"], s["batch_size"], s["device"])
+        self.estimate_button.setEnabled(False)
+        self.update_estimate()
+
+    def _on_measured(self, speed: float) -> None:
+        self._speed[self._speed_key()] = speed
+        self.estimate_button.setEnabled(True)
+        self.update_estimate()
+
+    def _on_bench_unavailable(self, reason: str) -> None:
+        self.estimate_button.setEnabled(True)
+        self.estimate_label.setText(
+            f"No quick measurement ({reason}): the estimate follows from the first "
+            "epoch's measured time once the run starts."
+        )
+
+    # --- starting runs ----------------------------------------------------------------
+    def build_request(self) -> job_client.TrainRequest:
+        src = self.session.source
+        if src is None or self.session.cohort is None:
+            raise ValueError("Open and check a cohort first (Cohort page).")
+        if not self.session.cohort.is_usable():
+            raise ValueError(
+                "The cohort needs at least two patients of each outcome to train. "
+                "Check the outcome mapping on the Cohort page."
+            )
+        s = self.form.settings()
+        return job_client.TrainRequest(
+            table=src.table,
+            outcome=src.mapping["outcome"],
+            positive=tuple(src.outcome["positive"]),
+            negative=tuple(src.outcome.get("negative") or ()),
+            images_root=src.images_root,
+            patient_col=src.mapping.get("patient_id") or None,
+            image_col=src.mapping.get("image") or None,
+            preset=s["preset"], init=s["init"], strategy=s["strategy"], cutmix=s["cutmix"],
+            folds=s["folds"], repeats=s["repeats"], epochs=s["epochs"],
+            resolution=s["resolution"], batch_size=s["batch_size"], device=s["device"],
+        )  # fmt: skip
+
+    def start_run(self) -> RunJob | None:
+        try:
+            request = self.build_request()
+        except ValueError as exc:
+            show_error(self, "Cannot start the run", str(exc))
+            return None
+        run_dir = new_run_dir(paths.runs_dir(), self.form.run_name())
+        job = self.queue.enqueue_train(request, run_dir)
+        self.runs.select_job(job)
+        self.show_job(job)
+        return job
+
+    # --- run list actions -------------------------------------------------------------
+    def cancel_selected(self) -> None:
+        job = self.runs.selected_job()
+        if job is None:
+            return
+        if job.is_queued:
+            self.queue.remove_queued(job)
+        else:
+            job.cancel()
+        self._update_buttons()
+
+    def resume_selected(self) -> None:
+        job = self.runs.selected_job()
+        if job is not None:
+            self.queue.enqueue_resume(job)
+            self.show_job(job)
+
+    def open_folder(self) -> None:
+        job = self.runs.selected_job()
+        if job is not None and job.run_dir.exists():
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(job.run_dir)))
+
+    def choose_run(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open run folder", str(paths.runs_dir()))
+        if folder:
+            self.open_run(Path(folder))
+
+    def open_run(self, folder: Path) -> RunJob | None:
+        if not is_run_dir(folder):
+            show_error(self, "Not a run folder", f"{folder} has no events.jsonl or state.json.")
+            return None
+        job = self.queue.open_run(folder)
+        self.runs.select_job(job)
+        return job
+
+    # --- showing a run ----------------------------------------------------------------
+    def show_job(self, job: RunJob | None) -> None:
+        self.shown_job = job
+        self.panel.show_job(job)
+        self._update_buttons()
+
+    def _on_job_updated(self, job: RunJob) -> None:
+        if job is self.shown_job:
+            self._dirty = True
+        self._update_buttons()
+
+    def _redraw_if_dirty(self) -> None:
+        if self._dirty and self.shown_job is not None:
+            self._dirty = False
+            self.redraws += 1
+            self.panel.show_job(self.shown_job)
+
+    def _update_buttons(self) -> None:
+        job = self.runs.selected_job()
+        active = self.queue.active_job()
+        self.start_button.setEnabled(self.session.cohort is not None)
+        self.start_button.setText("Add to queue" if active is not None else "Start run")
+        self.cancel_button.setEnabled(job is not None and (job.is_active or job.is_queued))
+        self.resume_button.setEnabled(
+            job is not None
+            and not job.is_active
+            and not job.is_queued
+            and job.progress.status in ("cancelled", "failed")
+        )
+        self.folder_button.setEnabled(job is not None)

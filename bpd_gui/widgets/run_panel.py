@@ -1,0 +1,109 @@
+"""The selected run: status, progress bar with ETA, errors and warnings, live plots."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from bpd_gui.jobs.run_job import RunJob
+from bpd_gui.jobs.run_progress import PHASE_TITLES, RunProgress, format_duration
+from bpd_gui.widgets.plots import RunPlots
+
+
+class RunPanel(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.title = QLabel("No run selected. Start one, or pick one from the list.")
+        self.title.setObjectName("run_title")
+        self.title.setWordWrap(True)
+        self.status = QLabel()
+        self.status.setObjectName("run_status")
+        self.status.setWordWrap(True)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setObjectName("run_progress")
+        self.progress_bar.setRange(0, 1000)
+        self.eta = QLabel()
+        self.eta.setObjectName("run_eta")
+        self.error = QPlainTextEdit()
+        self.error.setObjectName("run_error")
+        self.error.setReadOnly(True)
+        self.error.setMaximumHeight(140)
+        self.error.hide()
+        self.plots = RunPlots()
+        bar = QHBoxLayout()
+        bar.addWidget(self.progress_bar, 1)
+        bar.addWidget(self.eta)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(self.status)
+        layout.addLayout(bar)
+        layout.addWidget(self.error)
+        layout.addWidget(self.plots, 1)
+
+    def show_job(self, job: RunJob | None) -> None:
+        if job is None:
+            self.title.setText("No run selected. Start one, or pick one from the list.")
+            self.status.setText("")
+            self.eta.setText("")
+            self.progress_bar.setValue(0)
+            self.error.hide()
+            self.plots.clear()
+            return
+        p = job.progress
+        self.title.setText(f"<b>{job.name}</b> — {job.status_text()}")
+        self.title.setToolTip(str(job.run_dir))
+        self.status.setText(self._status_line(job, p))
+        frac = p.fraction_done()
+        self.progress_bar.setValue(int((frac or 0.0) * 1000))
+        self.progress_bar.setFormat(f"{(frac or 0.0) * 100:.0f}%")
+        self.eta.setText(self._eta_text(job, p))
+        problem = p.error or ""
+        if p.traceback and p.traceback not in problem:
+            problem += "\n\n" + p.traceback
+        self.error.setPlainText(problem.strip())
+        self.error.setVisible(bool(problem.strip()))
+        self.plots.show_progress(p)
+
+    @staticmethod
+    def _status_line(job: RunJob, p: RunProgress) -> str:
+        parts = []
+        if p.n_folds_total:
+            parts.append(f"fold {p.n_folds_finished()}/{p.n_folds_total} done")
+        if p.current_fold and job.is_active:
+            fold = p.folds.get(p.current_fold)
+            n_ep = fold.n_epochs if fold else None
+            ep = (p.current_epoch or 0) + 1
+            parts.append(f"training {p.current_fold}, epoch {ep}/{n_ep or '?'}")
+        if p.current_phase and job.is_active:
+            parts.append(PHASE_TITLES.get(p.current_phase, p.current_phase))
+        auroc = (p.summary or {}).get("auroc")
+        if isinstance(auroc, dict) and auroc.get("mean") is not None:
+            parts.append(f"AUROC {auroc['mean']:.3f} ± {auroc.get('sd') or 0:.3f} over folds")
+        if p.status == "cancelled":
+            parts.append("cancelled — Resume continues from the last finished epoch")
+        if p.status == "failed":
+            parts.append("failed — fix the cause below, then Resume")
+        if p.warnings:
+            parts.append(f"{len(p.warnings)} warning(s): {p.warnings[-1]}")
+        return " · ".join(parts)
+
+    @staticmethod
+    def _eta_text(job: RunJob, p: RunProgress) -> str:
+        if not job.is_active:
+            return ""
+        if p.eta_s is not None:
+            return f"about {format_duration(p.eta_s)} left"
+        # no ETA from the job yet: extrapolate from the first measured epoch
+        fold = p.folds.get(p.current_fold or "")
+        secs = [r.seconds for r in (fold.epochs.values() if fold else []) if r.seconds]
+        if fold and secs and fold.n_epochs and p.n_folds_total:
+            per_fold = sum(secs) / len(secs) * fold.n_epochs
+            left = per_fold * (p.n_folds_total - p.n_folds_finished()) - sum(secs)
+            return f"about {format_duration(left)} left (from the first epoch's time)"
+        return "estimating…"

@@ -1,0 +1,157 @@
+"""The run settings form. Defaults are the paper's; each tooltip says where a value comes from."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QWidget,
+)
+
+from core.training.config import DEVICES, INITS, PRESETS, STRATEGIES, TrainConfig, preset
+
+TIPS = {
+    "preset": "paper: the published recipe unchanged (METHOD.md).\n"
+    "cpu-fast: 128 px, 1 repeat, 6 fine-tuning epochs, batch 16 — minutes on a CPU.",
+    "init": "METHOD.md, Model: in-domain torchxrayvision resnet50-res512-all (xrv, adult chest "
+    "X-rays) vs ImageNet IMAGENET1K_V2; random as a control. Paper: xrv (AUROC 0.783 vs 0.717).",
+    "strategy": "METHOD.md, Progressive layer freezing / Linear probing: best configuration is a "
+    "10-epoch linear probe, then progressive unfreezing (layer4 at 0.1·E, layer3 at 0.3·E, "
+    "layer2 at 0.6·E) with discriminative learning rates.",
+    "cutmix": "METHOD.md, Augmentation: CutMix per batch with p 0.5, alpha 1, during fine-tuning "
+    "only (the probe runs without it).",
+    "folds": "METHOD.md, Evaluation: 5-fold cross-validation split by patient.",
+    "repeats": "METHOD.md, Evaluation: the 5-fold split is repeated 6 times (6 × 5 = 30 folds).",
+    "epochs": "METHOD.md: 20 fine-tuning epochs after a 10-epoch linear probe (30 without the "
+    "probe). No early stopping: the last epoch's model is scored.",
+    "resolution": "METHOD.md, Preprocessing: 512 × 512, the adult-CXR backbone's training "
+    "resolution. Smaller is much faster (compute grows with pixels).",
+    "device": "auto picks CUDA, then Apple MPS, then CPU. Mixed precision on GPU.",
+    "batch_size": "METHOD.md: batch size 8.",
+    "name": "The run folder is <date>-<time>-<name> under the runs folder.",
+}
+
+
+class TrainForm(QWidget):
+    changed = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.preset = QComboBox()
+        self.preset.addItems(list(PRESETS))
+        self.init = QComboBox()
+        self.init.addItems(list(INITS))
+        self.strategy = QComboBox()
+        self.strategy.addItems(list(STRATEGIES))
+        self.cutmix = QCheckBox("CutMix during fine-tuning")
+        self.folds = _spin(2, 20)
+        self.repeats = _spin(1, 20)
+        self.epochs = _spin(1, 500)
+        self.probe_note = QLabel()
+        self.probe_note.setObjectName("probe_note")
+        self.resolution = _spin(32, 1024, step=32)
+        self.batch_size = _spin(1, 256)
+        self.device = QComboBox()
+        self.device.addItems(list(DEVICES))
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("e.g. xrv-lp-cutmix")
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        rows = [
+            ("Preset", "preset"), ("Initialisation", "init"), ("Strategy", "strategy"),
+            ("", "cutmix"), ("Folds", "folds"), ("Repeats", "repeats"),
+            ("Fine-tuning epochs", "epochs"), ("", "probe_note"), ("Resolution (px)", "resolution"),
+            ("Batch size", "batch_size"), ("Device", "device"), ("Run name", "name"),
+        ]  # fmt: skip
+        for label, key in rows:
+            widget = getattr(self, key)
+            widget.setObjectName(f"form_{key}")
+            if key in TIPS:
+                widget.setToolTip(TIPS[key])
+            form.addRow(label, widget)
+        self.preset.currentTextChanged.connect(self.load_preset)
+        for w in (self.init, self.strategy, self.device):
+            w.currentTextChanged.connect(self._changed)
+        for w in (self.folds, self.repeats, self.epochs, self.resolution, self.batch_size):
+            w.valueChanged.connect(self._changed)
+        self.cutmix.toggled.connect(self._changed)
+        self.load_preset("paper")
+
+    def load_preset(self, name: str) -> None:
+        cfg = preset(name)
+        self._config = cfg
+        blockers = [w.blockSignals(True) for w in self._inputs()]
+        self.preset.setCurrentText(name)
+        self.init.setCurrentText(cfg.init)
+        self.strategy.setCurrentText(cfg.strategy)
+        self.cutmix.setChecked(cfg.cutmix_finetune.enabled)
+        self.folds.setValue(cfg.cv_folds)
+        self.repeats.setValue(cfg.cv_repeats)
+        self.epochs.setValue(cfg.epochs)
+        self.resolution.setValue(cfg.resolution)
+        self.batch_size.setValue(cfg.batch_size)
+        self.device.setCurrentText(cfg.device)
+        for w, was in zip(self._inputs(), blockers, strict=True):
+            w.blockSignals(was)
+        self._changed()
+
+    def _inputs(self) -> list[QWidget]:
+        return [self.preset, self.init, self.strategy, self.cutmix, self.folds, self.repeats,
+                self.epochs, self.resolution, self.batch_size, self.device]  # fmt: skip
+
+    def _changed(self, *_: Any) -> None:
+        probe = self.strategy.currentText().startswith("probe")
+        self.probe_note.setText(
+            f"plus a {self._config.probe_epochs}-epoch linear probe first" if probe else ""
+        )
+        self.epochs.setEnabled(self.strategy.currentText() != "probe")
+        self.changed.emit()
+
+    def config(self) -> TrainConfig:
+        """The settings as a TrainConfig (used for the estimate; the CLI builds its own)."""
+        cfg = self._config.replace(
+            init=self.init.currentText(),
+            strategy=self.strategy.currentText(),
+            cv_folds=self.folds.value(),
+            cv_repeats=self.repeats.value(),
+            epochs=self.epochs.value(),
+            resolution=self.resolution.value(),
+            batch_size=self.batch_size.value(),
+            device=self.device.currentText(),
+            cutmix_finetune=replace(self._config.cutmix_finetune, enabled=self.cutmix.isChecked()),
+        )
+        return cfg
+
+    def run_name(self) -> str:
+        return self.name.text().strip() or (
+            f"{self.init.currentText()}-{self.strategy.currentText().replace('+', '-')}"
+        )
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "preset": self.preset.currentText(),
+            "init": self.init.currentText(),
+            "strategy": self.strategy.currentText(),
+            "cutmix": self.cutmix.isChecked(),
+            "folds": self.folds.value(),
+            "repeats": self.repeats.value(),
+            "epochs": self.epochs.value(),
+            "resolution": self.resolution.value(),
+            "batch_size": self.batch_size.value(),
+            "device": self.device.currentText(),
+        }
+
+
+def _spin(lo: int, hi: int, step: int = 1) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(lo, hi)
+    box.setSingleStep(step)
+    return box

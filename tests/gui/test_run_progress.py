@@ -1,0 +1,58 @@
+"""RunProgress built from real-schema events: plots' numbers, resume replays, failures."""
+
+from bpd_gui.jobs.events_tail import read_new_events
+from bpd_gui.jobs.run_progress import RunProgress, format_duration
+from tests.gui.events_writer import FakeRunWriter
+
+
+def test_progress_from_a_whole_run(tmp_path):
+    writer = FakeRunWriter(tmp_path / "run")
+    writer.write()
+    events, offset = read_new_events(tmp_path / "run" / "events.jsonl", 0)
+    assert offset == (tmp_path / "run" / "events.jsonl").stat().st_size
+    p = RunProgress()
+    p.apply_all(events)
+    assert p.status == "finished"
+    assert p.n_folds_finished() == 2
+    assert p.fraction_done() == 1.0
+    mean = p.mean_auroc_by_epoch()
+    assert [ep for ep, _, _ in mean] == [0, 1, 2, 3]
+    assert abs(mean[0][1] - 0.51) < 1e-9 and mean[0][2] == 2  # (0.50 + 0.52) / 2
+    assert p.phase_marks() == [(0, "probe"), (2, "layer4")]
+    assert len(p.folds["r0-f0"].batch_losses) == 12
+    assert p.summary["auroc"]["mean"] == 0.71
+
+
+def test_partial_line_waits_for_its_newline(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"type": "warning", "seq": 0, "message": "a"}\n{"type": "warn')
+    events, offset = read_new_events(path, 0)
+    assert [e["message"] for e in events] == ["a"]
+    with open(path, "a") as fh:
+        fh.write('ing", "seq": 1, "message": "b"}\n')
+    more, offset2 = read_new_events(path, offset)
+    assert [e["message"] for e in more] == ["b"] and offset2 == path.stat().st_size
+
+
+def test_resume_replays_an_epoch_and_clears_the_failure(tmp_path):
+    writer = FakeRunWriter(tmp_path / "run", folds=("r0-f0",), n_epochs=3, n_batches=2)
+    writer.write_until("epoch_finished")
+    writer.log.emit("run_failed", error="out of memory", traceback="Traceback ...")
+    p = RunProgress()
+    p.apply_all(read_new_events(writer.log.path, 0)[0])
+    assert p.status == "failed" and p.error == "out of memory"
+    # resume: a new run_started, epoch 0 is not redone, epoch 1 again from its start
+    writer.log.emit("run_started", run_id="run", run_dir="x", n_folds_total=1, n_patients=20,
+                    n_positive=10, config={})  # fmt: skip
+    writer.write()
+    p2 = RunProgress()
+    p2.apply_all(read_new_events(writer.log.path, 0)[0])
+    assert p2.status == "finished" and p2.error is None
+    assert sorted(p2.folds["r0-f0"].epochs) == [0, 1, 2]
+
+
+def test_format_duration():
+    assert format_duration(None) == "unknown"
+    assert format_duration(42) == "42 s"
+    assert format_duration(125) == "2 min 05 s"
+    assert format_duration(3 * 3600 + 60) == "3 h 01 min"
