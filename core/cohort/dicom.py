@@ -9,6 +9,8 @@ nothing identifying can reach a log, a warning or the cache.
 from __future__ import annotations
 
 import io
+import logging
+import warnings as pywarnings
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,10 @@ from core.errors import ImageError
 # Projection radiography only: CT/MR/US slices are not what the model was trained on.
 ACCEPTED_MODALITIES = ("CR", "DX", "DR")
 CHEST_BODY_PARTS = ("CHEST", "THORAX", "LUNG", "LUNGS", "TORSO", "THORAX_CHEST")
+
+# pydicom's own warnings and log lines can quote header values (a malformed PatientName,
+# say); they are counted, never shown, and its logger is kept quiet.
+logging.getLogger("pydicom").setLevel(logging.CRITICAL)
 
 
 class DicomRejected(ImageError):
@@ -32,6 +38,21 @@ class NoPixelData(ImageError):
 
 def decode_dicom(data: bytes, name: str | Path) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """Decode DICOM bytes; return (pixels float32 [H,W] in [0,1], [(reason, message)])."""
+    with pywarnings.catch_warnings(record=True) as caught:
+        pywarnings.simplefilter("always")
+        pixels, notes = _decode(data, name)
+    if caught:
+        notes.append(
+            (
+                "dicom_irregular",
+                f"{name}: pydicom reported {len(caught)} deviation(s) from the DICOM "
+                "standard (details withheld: they may quote header values)",
+            )
+        )
+    return pixels, notes
+
+
+def _decode(data: bytes, name: str | Path) -> tuple[np.ndarray, list[tuple[str, str]]]:
     import pydicom
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
