@@ -53,7 +53,7 @@ def test_mapping_dialog_guesses_and_maps_outcomes(window, qtbot):
     assert dialog.outcome_choices() == {"PNEUMONIA": "positive", "NORMAL": "negative"}
     rows = read_table(paths.demo_cohort_table())["diagnosis"].value_counts()
     assert dialog.outcome_table.item(0, 1).text() == str(rows.max())  # rows per value
-    n, n_pos, n_neg = _demo_counts()
+    _, n_pos, n_neg = _demo_counts()
     # mapped columns are marked in the live preview's header
     assert "Patient ID" in dialog.preview.horizontalHeaderItem(0).text()
     ok = dialog.buttons.button(QDialogButtonBox.Ok)
