@@ -20,6 +20,7 @@ from core.errors import BPDError, Cancelled, InputError, WeightsMissingError
 COMMAND_MODULES = (
     "core.cli.weights_cmd",
     "core.cli.cohort_cmd",
+    "core.cli.report_cmd",
 )
 
 

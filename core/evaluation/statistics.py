@@ -136,9 +136,9 @@ def delong_covariance(y_true, scores_list) -> tuple[np.ndarray, np.ndarray]:
     m, n = pos.shape[1], neg.shape[1]
     if m < 2 or n < 2:
         raise ValueError("DeLong's test needs at least two patients of each outcome")
-    tx = np.apply_along_axis(rankdata, 1, pos)
-    ty = np.apply_along_axis(rankdata, 1, neg)
-    tz = np.apply_along_axis(rankdata, 1, np.hstack([pos, neg]))
+    tx = rankdata(pos, axis=1)
+    ty = rankdata(neg, axis=1)
+    tz = rankdata(np.hstack([pos, neg]), axis=1)
     aucs = tz[:, :m].sum(axis=1) / (m * n) - (m + 1.0) / (2.0 * n)
     v10 = (tz[:, :m] - tx) / n
     v01 = 1.0 - (tz[:, m:] - ty) / m
@@ -192,7 +192,7 @@ class BootstrapCI:
 def _auroc_rows(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     """AUROC of each row of (pos, neg) resamples via the Mann-Whitney rank sum."""
     m, n = pos.shape[1], neg.shape[1]
-    ranks = np.apply_along_axis(rankdata, 1, np.hstack([pos, neg]))
+    ranks = rankdata(np.hstack([pos, neg]), axis=1)
     return (ranks[:, :m].sum(axis=1) - m * (m + 1) / 2) / (m * n)
 
 

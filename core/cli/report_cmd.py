@@ -1,0 +1,44 @@
+"""`bpd report RUN_DIR [--html FILE]` and `bpd compare RUN_A RUN_B [--json]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report of a run",
+        description="Write one HTML file (plots embedded) describing a run: metrics, ROC "
+        "with bootstrap CI, calibration, confusion matrix, baselines, per-infant table.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--html", metavar="FILE", help="output file (default RUN_DIR/report.html)")
+    p.set_defaults(func=_report)
+
+    c = sub.add_parser(
+        "compare",
+        help="paired tests between two runs on the same patients and folds",
+        description="Exact Wilcoxon signed-rank tests on paired repeat-level and fold "
+        "AUROCs, and DeLong's test on the pooled out-of-fold predictions.",
+    )
+    c.add_argument("run_a", metavar="RUN_A")
+    c.add_argument("run_b", metavar="RUN_B")
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
+    c.set_defaults(func=_compare)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from core.evaluation.report import write_report
+
+    print(write_report(args.run_dir, args.html))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from core.evaluation.compare import compare_runs, format_comparison
+
+    result = compare_runs(args.run_a, args.run_b)
+    print(json.dumps(result, indent=2) if args.json else format_comparison(result))
+    return 0
