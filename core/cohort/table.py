@@ -107,7 +107,7 @@ def _tidy(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     if df.shape[1] == 0:
         raise InputError("table has no columns", file=path)
     df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
-    df = df.astype(str).apply(lambda col: col.str.strip())
+    df = df.fillna("").astype(str).apply(lambda col: col.str.strip())
     df.index = pd.RangeIndex(1, len(df) + 1, name="row")
     # Blank lines and ";;;" lines are layout, not data; row numbers stay those of the file.
     df = df[(df != "").any(axis=1)]
