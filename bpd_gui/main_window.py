@@ -204,7 +204,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.sync()
         self.pages["train"].bench.stop()
-        self.tasks.wait(3000)
+        self.tasks.shutdown(5000)
         event.accept()
 
     def _ask_about_running_job(self, job) -> str:

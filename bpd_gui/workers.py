@@ -6,6 +6,7 @@ pyqtgraph. QImage (not QPixmap) is safe to build off the GUI thread.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
 from collections.abc import Callable
@@ -44,12 +45,17 @@ class FunctionWorker(QRunnable):
         try:
             result = self._fn(*self._args, **self._kwargs)
         except (BPDError, ValueError, OSError) as exc:  # bad input: its message is for the user
-            self.signals.failed.emit(str(exc))
+            self._send(self.signals.failed, str(exc))
         except Exception as exc:  # shown as a message box, never as a traceback
             log.error("background task failed:\n%s", traceback.format_exc())
-            self.signals.failed.emit(f"{type(exc).__name__}: {exc}")
+            self._send(self.signals.failed, f"{type(exc).__name__}: {exc}")
         else:
-            self.signals.finished.emit(result)
+            self._send(self.signals.finished, result)
+
+    @staticmethod
+    def _send(signal, value) -> None:
+        with contextlib.suppress(RuntimeError):  # the app is closing, the receiver is gone
+            signal.emit(value)
 
 
 class TaskRunner(QObject):
@@ -88,6 +94,11 @@ class TaskRunner(QObject):
         return bool(self._alive)
 
     def wait(self, msecs: int = 5000) -> bool:
+        return self.pool.waitForDone(msecs)
+
+    def shutdown(self, msecs: int = 5000) -> bool:
+        """Drop work not yet started and wait for the running tasks (on close)."""
+        self.pool.clear()
         return self.pool.waitForDone(msecs)
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QProcess, QProcessEnvironment
+from PySide6.QtCore import QProcessEnvironment
 
 from core import paths
 
@@ -61,6 +62,7 @@ class TrainRequest:
     repeats: int | None = None
     epochs: int | None = None
     resolution: int | None = None
+    batch_size: int | None = None
     device: str | None = None
 
     def to_json(self) -> dict:
@@ -89,6 +91,7 @@ def train_arguments(req: TrainRequest, run_dir: Path) -> list[str]:
         ("--repeats", req.repeats),
         ("--epochs", req.epochs),
         ("--resolution", req.resolution),
+        ("--batch-size", req.batch_size),
         ("--device", req.device),
     ):
         if value is not None and value != "":
@@ -118,21 +121,40 @@ def job_environment() -> QProcessEnvironment:
     return env
 
 
-def start_detached(arguments: list[str], run_dir: Path) -> int:
-    """Start `bpd ARGUMENTS` detached; returns its pid. Raises OSError if it cannot start."""
+def job_environment_dict() -> dict[str, str]:
+    env = dict(os.environ)
+    root = str(repo_root())
+    old = env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = root + (os.pathsep + old if old else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def start_detached(arguments: list[str], run_dir: Path) -> subprocess.Popen:
+    """Start `bpd ARGUMENTS` in its own session, so it outlives the app if the user wants.
+
+    Raises OSError if it cannot start. (QProcess.startDetached cannot report the pid in
+    PySide6, and a QProcess-owned child dies with the app, hence Popen.)
+    """
     logs_dir().mkdir(parents=True, exist_ok=True)
-    program, *lead = base_command()
-    proc = QProcess()
-    proc.setProgram(program)
-    proc.setArguments([*lead, *arguments])
-    proc.setWorkingDirectory(str(repo_root()))
-    proc.setProcessEnvironment(job_environment())
-    proc.setStandardOutputFile(str(stdout_log(run_dir)))
-    proc.setStandardErrorFile(str(stderr_log(run_dir)))
-    ok, pid = proc.startDetached()
-    if not ok or not pid:
-        raise OSError(f"could not start {program} {' '.join(arguments[:2])}")
-    return int(pid)
+    extra: dict = {}
+    if sys.platform == "win32":  # pragma: no cover
+        extra["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+    else:
+        extra["start_new_session"] = True
+    with (
+        open(stdout_log(run_dir), "ab") as out,
+        open(stderr_log(run_dir), "ab") as err,
+    ):
+        return subprocess.Popen(
+            [*base_command(), *arguments],
+            cwd=str(repo_root()),
+            env=job_environment_dict(),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            **extra,
+        )
 
 
 def pid_alive(pid: int | None) -> bool:

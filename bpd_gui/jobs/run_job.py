@@ -29,6 +29,8 @@ class RunJob(QObject):
         self.request = request
         self.pending_arguments: list[str] | None = None  # what to run when the queue says so
         self.pid: int | None = None
+        self._popen = None  # subprocess.Popen when this app started the process
+        self.exit_code: int | None = None
         self.progress = RunProgress()
         self._offset = 0
         self._stop_requested = False
@@ -76,7 +78,9 @@ class RunJob(QObject):
         self._stop_requested = False
         self.progress.status = "running"
         self.progress.error = None
-        self.pid = job_client.start_detached(arguments, self.run_dir)
+        self._popen = job_client.start_detached(arguments, self.run_dir)
+        self.pid = self._popen.pid
+        self.exit_code = None
         self._timer.start()
         self.updated.emit()
 
@@ -114,12 +118,19 @@ class RunJob(QObject):
         if events:
             self.progress.apply_all(events)
             self.updated.emit()
-        if self.pid is not None and not job_client.pid_alive(self.pid):
+        if self.pid is not None and not self._process_alive():
             self._on_process_gone()
+
+    def _process_alive(self) -> bool:
+        if self._popen is not None:  # our child: poll() also reaps it (no zombie)
+            self.exit_code = self._popen.poll()
+            return self.exit_code is None
+        return job_client.pid_alive(self.pid)
 
     def _on_process_gone(self) -> None:
         self._timer.stop()
         self.pid = None
+        self._popen = None
         # the last events may have landed between the read and the pid check
         self.load_history()
         if self.progress.status not in TERMINAL:
@@ -137,8 +148,9 @@ class RunJob(QObject):
             return
         tail = job_client.stderr_tail(self.run_dir)
         self.progress.status = "failed"
+        code = f" (exit code {self.exit_code})" if self.exit_code is not None else ""
         self.progress.error = state.get("error") or (
-            "The job stopped without finishing." + (f"\n\n{tail}" if tail else "")
+            f"The job stopped without finishing{code}." + (f"\n\n{tail}" if tail else "")
         )
         if tail and not self.progress.traceback:
             self.progress.traceback = tail

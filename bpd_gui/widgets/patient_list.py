@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem
 from bpd_gui.workers import TaskRunner, load_thumbnail
 
 THUMB = 64
-COLUMNS = ["Patient", "Outcome", "Label", "Images", "GA (wk)", "Weight (g)", "IRDS", "Sex"]
+COLUMNS = ["", "Patient", "Outcome", "Label", "Images", "GA (wk)", "Weight (g)", "IRDS", "Sex"]
 
 
 class PatientList(QTreeWidget):
@@ -42,7 +42,7 @@ class PatientList(QTreeWidget):
         for p in cohort.patients:
             c = p.clinical
             item = QTreeWidgetItem([
-                p.patient_id, p.outcome_raw, "positive" if p.label else "negative",
+                "", p.patient_id, p.outcome_raw, "positive" if p.label else "negative",
                 str(len(p.images)), _fmt(c.gestational_age_weeks, 1), _fmt(c.birth_weight_g, 0),
                 _fmt(c.irds_grade, 0), c.sex or "",
             ])  # fmt: skip
@@ -55,17 +55,18 @@ class PatientList(QTreeWidget):
         for ex in cohort.exclusions:
             if ex.patient_id in self._items:
                 continue
-            item = QTreeWidgetItem([ex.patient_id, "", f"excluded: {ex.reason}"])
+            item = QTreeWidgetItem(["", ex.patient_id, "", f"excluded: {ex.reason}"])
             item.setData(0, Qt.UserRole, ex.patient_id)
-            item.setToolTip(2, ex.message)
+            item.setToolTip(3, ex.message)
             for col in range(len(COLUMNS)):
                 item.setForeground(col, grey)
             self.addTopLevelItem(item)
             self._items[ex.patient_id] = item
         self.setSortingEnabled(True)
-        self.sortByColumn(-1, Qt.AscendingOrder)
-        for col in range(len(COLUMNS)):
+        self.sortByColumn(1, Qt.AscendingOrder)
+        for col in range(1, len(COLUMNS)):
             self.resizeColumnToContents(col)
+        self.setColumnWidth(0, THUMB + 12)
 
     def _load_thumb(self, patient_id: str, path: Any) -> None:
         gen = self._generation
@@ -87,6 +88,7 @@ class PatientList(QTreeWidget):
     def _thumb_failed(self, patient_id: str, message: str, generation: int) -> None:
         item = self._items.get(patient_id)
         if generation == self._generation and item is not None:
+            item.setText(0, "⚠")
             item.setToolTip(0, f"Cannot show this image: {message}")
             item.setForeground(0, QBrush(QColor("#b00020")))
 

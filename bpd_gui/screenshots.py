@@ -1,0 +1,120 @@
+"""`bpd-gui --screenshots DIR`: render every view to DIR/<view>.png and exit.
+
+Uses the demo cohort and a finished run from the runs folder; without one, it trains a
+tiny run (demo cohort, 64 px, 2 folds, 1 epoch) through the real `bpd train` first.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+
+from bpd_gui.jobs import job_client
+from bpd_gui.jobs.job_queue import new_run_dir
+from bpd_gui.main_window import PAGES, MainWindow
+from core import paths
+
+log = logging.getLogger(__name__)
+SIZE = (1280, 820)
+TINY_RUN = dict(preset="cpu-fast", init="random", strategy="progressive", cutmix=True,
+                folds=2, repeats=1, epochs=2, resolution=64, device="cpu")  # fmt: skip
+
+
+def wait_for(app: QApplication, done: Callable[[], bool], timeout_s: float) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        app.processEvents()
+        if done():
+            return True
+        time.sleep(0.02)
+    return done()
+
+
+def finished_runs() -> list[Path]:
+    runs = paths.runs_dir()
+    found = [
+        p for p in (runs.iterdir() if runs.is_dir() else [])
+        if job_client.read_state(p).get("status") == "finished" and (p / "summary.json").exists()
+    ]  # fmt: skip
+    return sorted(found)
+
+
+def render_all(app: QApplication, out_dir: str | Path, train_timeout_s: float = 900) -> int:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    app.setProperty("bpd_no_dialogs", True)
+    settings_file = Path(tempfile.mkdtemp()) / "screenshots.ini"
+    window = MainWindow(QSettings(str(settings_file), QSettings.IniFormat))
+    window.close_policy = "leave"
+    window.resize(*SIZE)
+    window.show()
+    try:
+        return _render(app, window, out, train_timeout_s)
+    finally:
+        window.close()
+
+
+def _render(app: QApplication, window: MainWindow, out: Path, train_timeout_s: float) -> int:
+    window.open_demo_cohort()
+    if not wait_for(app, lambda: window.session.cohort is not None, 60):
+        log.error("the demo cohort did not open")
+        return 1
+    cohort_view = window.pages["cohort"]
+    total = sum(1 for p in window.session.cohort.patients if p.images)
+    wait_for(app, lambda: cohort_view.patients.thumbnails_loaded >= min(total, 40), 60)
+    _select_interesting_patient(window)
+
+    run = _finished_or_tiny_run(app, window, train_timeout_s)
+    train = window.pages["train"]
+    if run is not None:
+        job = window.queue.open_run(run)
+        train.runs.select_job(job)
+        train.show_job(job)
+    wait_for(app, lambda: not window.tasks.busy(), 30)
+    for name in PAGES:
+        window.show_page(name)
+        wait_for(app, lambda: False, 0.3)  # let layouts and plots settle
+        path = out / f"{name}.png"
+        window.grab().save(str(path))
+        log.info("wrote %s", path)
+    return 0
+
+
+def _select_interesting_patient(window: MainWindow) -> None:
+    cohort = window.session.cohort
+    view = window.pages["cohort"]
+    with_problem = next((p.patient_id for p in cohort.problems if p.patient_id), None)
+    pid = with_problem or (cohort.patients[0].patient_id if cohort.patients else None)
+    if pid is not None:
+        view.select_patient(pid)
+
+
+def _finished_or_tiny_run(app: QApplication, window: MainWindow, timeout_s: float):
+    existing = finished_runs()
+    if existing:
+        return existing[-1]
+    try:
+        request = window.pages["train"].build_request()
+    except ValueError as exc:
+        log.warning("no run for the screenshots: %s", exc)
+        return None
+    request = job_client.TrainRequest(**{**request.to_json(), **TINY_RUN,
+                                         "positive": request.positive,
+                                         "negative": request.negative})  # fmt: skip
+    job = window.queue.enqueue_train(request, new_run_dir(paths.runs_dir(), "screenshot-demo"))
+    window.pages["train"].runs.select_job(job)
+    log.info("training a tiny demo run for the screenshots in %s", job.run_dir)
+    if not wait_for(app, lambda: not job.is_active and not job.is_queued, timeout_s):
+        job.cancel()
+        log.warning("the tiny run did not finish in %.0f s", timeout_s)
+        return None
+    if job.progress.status != "finished":
+        log.warning("the tiny run ended as %s: %s", job.progress.status, job.progress.error)
+        return job.run_dir  # still worth showing: the app shows the failure
+    return job.run_dir
