@@ -11,6 +11,7 @@ unpaired data would be meaningless.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -66,19 +67,28 @@ def check_comparable(a: RunData, b: RunData) -> None:
             )
 
 
+def _auroc_of(fold) -> float:
+    value = fold.metrics.get("auroc")  # null in summary files where a fold was one-class
+    return math.nan if value is None else float(value)
+
+
 def _fold_auroc(run: RunData) -> dict[str, float]:
-    return {f.fold_id: float(f.metrics.get("auroc", np.nan)) for f in run.folds}
+    return {f.fold_id: _auroc_of(f) for f in run.folds}
 
 
 def _repeat_auroc(run: RunData) -> dict[int, float]:
     by_repeat: dict[int, list[float]] = {}
     for f in run.folds:
-        by_repeat.setdefault(f.repeat, []).append(float(f.metrics.get("auroc", np.nan)))
-    return {r: float(np.nanmean(v)) for r, v in sorted(by_repeat.items())}
+        by_repeat.setdefault(f.repeat, []).append(_auroc_of(f))
+    out = {}
+    for r, values in sorted(by_repeat.items()):
+        finite = [x for x in values if not math.isnan(x)]
+        out[r] = float(np.mean(finite)) if finite else math.nan
+    return out
 
 
 def _paired(a: dict, b: dict, label: str) -> dict:
-    keys = [k for k in a if not (np.isnan(a[k]) or np.isnan(b[k]))]
+    keys = [k for k in a if not (math.isnan(a[k]) or math.isnan(b[k]))]
     xa = np.array([a[k] for k in keys])
     xb = np.array([b[k] for k in keys])
     res = wilcoxon_signed_rank(xa, xb)

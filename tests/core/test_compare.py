@@ -115,3 +115,15 @@ def test_cli_refusal_exits_2_with_the_reason(tmp_path, capsys):
     b = make_run_folder(tmp_path / "b", fold_seed=3, **SHAPE)
     assert main(["compare", str(a), str(b)]) == 2
     assert "tests different patients" in capsys.readouterr().err
+
+
+def test_one_class_folds_with_null_auroc_are_left_out_of_the_pairs(pair):
+    a, b = pair
+    for run in (a, b):
+        path = run / "folds/r0-f1/fold.json"
+        fold = json.loads(path.read_text())
+        fold["metrics"]["auroc"] = None  # how summary files store an undefined AUROC
+        path.write_text(json.dumps(fold))
+    res = compare_runs(a, b)
+    assert "r0-f1" not in res["folds"]["keys"] and len(res["folds"]["keys"]) == 17
+    assert len(res["repeats"]["keys"]) == 6
