@@ -165,7 +165,9 @@ def _confusion_section(run: RunData) -> str:
         m = binary_metrics(run.oof.labels[keep], run.oof.probs[keep], threshold=t)
         how = f"Pooled out-of-fold mean probability at threshold {num(t)}: one count per infant."
     else:
-        m = {k: sum(int(f.metrics.get(k, 0)) for f in run.folds) for k in ("tp", "tn", "fp", "fn")}
+        m = {
+            k: sum(int(f.metrics.get(k) or 0) for f in run.folds) for k in ("tp", "tn", "fp", "fn")
+        }
         how = (
             "Folds used their own thresholds (chosen on training patients only), so the "
             "matrix sums the folds' matrices: an infant counts once per repeat."
