@@ -79,9 +79,17 @@ class JobQueue(QObject):
         return job
 
     def enqueue_resume(self, job: RunJob) -> None:
+        """Continue a cancelled or failed run; one that never got as far as its folder
+        (e.g. bad input) is started again from its settings instead."""
         if job.is_active or job.is_queued:
             return
-        job.queue_resume()
+        if (job.run_dir / "config.json").is_file():
+            job.queue_resume()
+        elif job.request is not None and not (job.run_dir.exists() and any(job.run_dir.iterdir())):
+            job.queue_train()
+        else:
+            self.start_failed.emit(job, f"{job.run_dir} has no config.json; it cannot be resumed.")
+            return
         self._queue.append(job)
         self.changed.emit()
         self._start_next()

@@ -65,6 +65,8 @@ class RunJob(QObject):
     # --- life cycle -----------------------------------------------------------------
     def queue_train(self) -> None:
         assert self.request is not None
+        if not self.events_path.exists():  # a fresh start (again): forget an earlier failure
+            self.progress, self._offset = RunProgress(), 0
         self.pending_arguments = job_client.train_arguments(self.request, self.run_dir)
 
     def queue_resume(self) -> None:

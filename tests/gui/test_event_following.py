@@ -36,7 +36,7 @@ def test_reattach_follow_and_finish(window, qtbot, studio_home):
         qtbot.waitUntil(lambda: train.panel.plots.point_counts()["auroc_mean"] == 4, timeout=8000)
         counts = train.panel.plots.point_counts()
         assert counts["auroc_r0-f0"] == 4
-        assert counts["batches"] > 0
+        qtbot.waitUntil(lambda: train.panel.plots.point_counts()["batches"] > 0, timeout=8000)
         qtbot.waitUntil(lambda: job.progress.status == "finished", timeout=8000)
         timer.stop()
         assert train.redraws < job.progress.n_events  # redraws are throttled
