@@ -114,3 +114,49 @@ def test_unreadable_table_shows_a_message_not_a_traceback(window, qtbot, tmp_pat
     qtbot.waitUntil(lambda: "Cannot read the table" in caplog.text, timeout=10000)
     assert "Traceback" not in caplog.text
     assert window.session.cohort is None
+
+
+def test_drop_a_table_then_an_images_folder(window, qtbot, tmp_path):
+    from PySide6.QtCore import QMimeData, QPoint, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    view = window.pages["cohort"]
+
+    def drop(path):
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(path))])
+        event = QDropEvent(QPoint(5, 5), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+        view.dropEvent(event)
+
+    drop(paths.demo_cohort_table())
+    qtbot.waitUntil(lambda: view.mapping_dialog is not None, timeout=10000)
+    view.mapping_dialog.accept()
+    cohort = _wait_cohort(qtbot, window)
+    assert cohort.n_images > 0 and not cohort.errors
+    # a wrong images folder: every image is missing, and each problem says so
+    drop(tmp_path)
+    cohort = _wait_cohort(qtbot, window, previous=cohort)
+    assert window.session.images_root == str(tmp_path)
+    assert cohort.n_patients == 0 and len(cohort.problems) > 0
+    assert str(tmp_path) in view.source_label.text()
+
+
+def test_check_all_images_decodes_off_the_gui_thread(window, qtbot, tmp_path):
+    demo = paths.demo_cohort_table().parent
+    (tmp_path / "img").mkdir()
+    rows = ["id,file,outcome"]
+    for i, src in enumerate(sorted((demo / "images" / "NORMAL").iterdir())[:4]):
+        shutil.copy(src, tmp_path / "img" / src.name)
+        rows.append(f"P{i},img/{src.name},{i % 2}")
+    (tmp_path / "img" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    rows.append("P9,img/broken.png,1")
+    (tmp_path / "c.csv").write_text("\n".join(rows) + "\n")
+    window.session.open_with_guesses(str(tmp_path / "c.csv"))
+    cohort = _wait_cohort(qtbot, window)
+    assert cohort.n_patients == 5  # the table is fine; decoding has not happened yet
+    view = window.pages["cohort"]
+    qtbot.mouseClick(view.check_button, Qt.LeftButton)
+    checked = _wait_cohort(qtbot, window, previous=cohort)
+    assert checked.n_patients == 4
+    assert any(p.patient_id == "P9" for p in checked.problems)
+    assert view.check_button.isEnabled()
