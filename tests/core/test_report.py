@@ -163,3 +163,18 @@ def test_missing_run_folder_is_an_input_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert "no finished fold" in capsys.readouterr().err
+
+
+def test_patients_untested_in_a_repeat_show_a_dash(run_dir):
+    # The paper's CV scheme leaves some negatives untested in a repeat: empty prob_r cell.
+    path = run_dir / "predictions.csv"
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    first = lines[1].split(",")
+    first[header.index("prob_r1")] = ""
+    first[header.index("n_repeats")] = "1"
+    first[header.index("prob")] = first[header.index("prob_r0")]
+    path.write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
+    html = write_report(run_dir).read_text(encoding="utf-8")
+    row = re.search(rf"<td class=l>{first[0]}</td>.*?</tr>", html).group(0)
+    assert row.endswith("<td>–</td></tr>")
