@@ -88,6 +88,7 @@ class CohortSession(QObject):
         self.table_path: str | None = None
         self.images_root: str | None = None
         self.frame = None
+        self._generation = 0
 
     def read_table(self, path: str, for_mapping: bool = True) -> None:
         self.tasks.submit(
@@ -136,13 +137,23 @@ class CohortSession(QObject):
         self.source = source
         self.table_path = source.table
         self.images_root = source.images_root
+        self._generation += 1
+        gen = self._generation
         self.validating.emit()
         self.tasks.submit(
             validate,
             source,
-            on_done=self._on_cohort,
-            on_error=lambda msg: self.failed.emit("The cohort could not be checked", msg),
+            on_done=lambda cohort, g=gen: self._on_validated(cohort, g),
+            on_error=lambda msg, g=gen: self._on_validation_failed(msg, g),
         )
+
+    def _on_validated(self, cohort: Any, generation: int) -> None:
+        if generation == self._generation:  # a newer check supersedes this one
+            self._on_cohort(cohort)
+
+    def _on_validation_failed(self, message: str, generation: int) -> None:
+        if generation == self._generation:
+            self.failed.emit("The cohort could not be checked", message)
 
     def _on_cohort(self, cohort: Any) -> None:
         self.cohort = cohort

@@ -200,6 +200,14 @@ def read_state(run_dir: Path) -> dict:
         return {}
 
 
+def read_summary(run_dir: Path) -> dict | None:
+    try:
+        data = json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def stderr_tail(run_dir: Path, max_chars: int = 4000) -> str:
     try:
         text = stderr_log(run_dir).read_text(encoding="utf-8", errors="replace")

@@ -100,6 +100,8 @@ class RunJob(QObject):
                 break
             self._offset = offset
             self.progress.apply_all(events)
+        if self.progress.summary is None:
+            self.progress.summary = job_client.read_summary(self.run_dir)
         state = job_client.read_state(self.run_dir)
         if self.pid is None and self.progress.status not in TERMINAL:
             self._settle_without_process(state)
