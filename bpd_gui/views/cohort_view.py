@@ -65,7 +65,7 @@ class CohortView(QWidget):
         self.balance.setMinimumWidth(220)
         self.balance.setToolTip("Outcome balance of the usable patients")
         self.busy = QProgressBar()
-        self.busy.setMaximumWidth(240)
+        self.busy.setMinimumWidth(300)
         self.busy.hide()
         summary_row = QHBoxLayout()
         summary_row.addWidget(self.summary_label, 1)

@@ -29,6 +29,7 @@ class PatientDetail(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.title)
         layout.addLayout(self.images_row)
+        layout.addStretch(1)
         self._image_labels: list[QLabel] = []
 
     def show_patient(self, cohort: Any, patient_id: str) -> None:

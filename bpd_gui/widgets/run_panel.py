@@ -28,6 +28,7 @@ class RunPanel(QWidget):
         self.progress_bar = QProgressBar()
         self.progress_bar.setObjectName("run_progress")
         self.progress_bar.setRange(0, 1000)
+        self.progress_bar.hide()
         self.eta = QLabel()
         self.eta.setObjectName("run_eta")
         self.error = QPlainTextEdit()
@@ -52,6 +53,7 @@ class RunPanel(QWidget):
             self.status.setText("")
             self.eta.setText("")
             self.progress_bar.setValue(0)
+            self.progress_bar.hide()
             self.error.hide()
             self.plots.clear()
             return
@@ -60,6 +62,7 @@ class RunPanel(QWidget):
         self.title.setToolTip(str(job.run_dir))
         self.status.setText(self._status_line(job, p))
         frac = p.fraction_done()
+        self.progress_bar.show()
         self.progress_bar.setValue(int((frac or 0.0) * 1000))
         self.progress_bar.setFormat(f"{(frac or 0.0) * 100:.0f}%")
         self.eta.setText(self._eta_text(job, p))
