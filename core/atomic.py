@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+def atomic_write(
+    path: str | Path, write: Callable[[BinaryIO], None], *, fsync: bool = True
+) -> Path:
+    """fsync=False skips the flush to disk (still atomic): for rebuildable cache entries,
+    where an fsync per file would cost more than the work it saves."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -21,7 +25,8 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -32,8 +37,8 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     return path
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    return atomic_write(path, lambda fh: fh.write(data))
+def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = True) -> Path:
+    return atomic_write(path, lambda fh: fh.write(data), fsync=fsync)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -1,7 +1,9 @@
 """Disk cache of preprocessed pixels, keyed by file content and preprocessing settings.
 
 Layout under the root (default paths.cache_dir()):
-    pixels/<PreprocessConfig.key()>/<sha[:2]>/<sha256 of file>.npy   uint16 [R, R]
+    pixels/<PreprocessConfig.key()>/<sha[:2]>/<sha256 of file>.u16
+        raw little-endian uint16 [R, R]: no header to parse, read straight into the
+        cohort's array; an entry of the wrong size is treated as missing and rebuilt
     content-index.json   sha256(path|size|mtime_ns) -> sha256 of the file content
 
 Only pixels and hashes are stored: no file names, no DICOM header, nothing that
@@ -11,8 +13,8 @@ neither re-reads nor re-hashes unchanged files. Every write is atomic.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import io
 import json
 import logging
 import os
@@ -37,33 +39,46 @@ def stat_key(path: str | Path, st: os.stat_result) -> str:
     return hashlib.sha256(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:32]
 
 
+@functools.lru_cache(maxsize=64)
+def _key(cfg: PreprocessConfig) -> str:
+    return cfg.key()
+
+
 class ImageCache:
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root is not None else paths.cache_dir()
+        self._root_str = str(self.root)
         self._index: dict[str, str] | None = None
         self._index_dirty: dict[str, str] = {}
 
     def entry_path(self, sha: str, cfg: PreprocessConfig) -> Path:
-        return self.root / "pixels" / cfg.key() / sha[:2] / f"{sha}.npy"
+        return self.root / "pixels" / _key(cfg) / sha[:2] / f"{sha}.u16"
+
+    def get_into(self, sha: str, cfg: PreprocessConfig, out: np.ndarray) -> bool:
+        """Fill `out` (uint16 [R, R], C-contiguous) from the cache; False on a miss."""
+        # Plain string path: this runs once per image on every re-import.
+        path = f"{self._root_str}/pixels/{_key(cfg)}/{sha[:2]}/{sha}.u16"
+        try:
+            with open(path, "rb") as fh:
+                n = fh.readinto(memoryview(out).cast("B"))
+                complete = n == out.nbytes and not fh.read(1)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            log.warning("cache entry %s unreadable (%s); decoding again", sha, exc)
+            return False
+        if not complete:  # torn or foreign file: rebuilt, never trusted
+            log.warning("cache entry %s has the wrong size; decoding again", sha)
+        return complete
 
     def get(self, sha: str, cfg: PreprocessConfig) -> np.ndarray | None:
-        path = self.entry_path(sha, cfg)
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:  # a damaged entry is rebuilt, not trusted
-            log.warning("cache entry %s unreadable (%s); decoding again", path.name, exc)
-            return None
-        size = cfg.resolution
-        if arr.dtype != np.uint16 or arr.shape != (size, size):
-            return None
-        return arr
+        out = np.empty((cfg.resolution, cfg.resolution), dtype=np.uint16)
+        return out if self.get_into(sha, cfg, out) else None
 
     def put(self, sha: str, cfg: PreprocessConfig, pixels: np.ndarray) -> None:
-        buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(pixels, dtype=np.uint16), allow_pickle=False)
-        atomic_write_bytes(self.entry_path(sha, cfg), buf.getvalue())
+        data = np.ascontiguousarray(pixels, dtype="<u2").tobytes()
+        # No fsync: an entry lost in a crash is simply decoded again.
+        atomic_write_bytes(self.entry_path(sha, cfg), data, fsync=False)
 
     # --- content index: unchanged file -> known hash, without reading it -------------
     def _load_index(self) -> dict[str, str]:

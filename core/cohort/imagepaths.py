@@ -21,10 +21,9 @@ def normalize_root(root: str | Path) -> Path:
 
 
 def is_inside(path: Path, root: Path) -> bool:
-    try:
-        return os.path.commonpath([str(path), str(root)]) == str(root)
-    except ValueError:  # different drives on Windows
-        return False
+    """Lexical check on normalised absolute paths (both come from normpath)."""
+    inner, outer = str(path), str(root)
+    return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
 
 
 def resolve_reference(cell: str, root: Path) -> Path:
@@ -34,10 +33,10 @@ def resolve_reference(cell: str, root: Path) -> Path:
     text = cell.strip().strip('"')
     if os.sep == "/" and "\\" in text:
         text = text.replace("\\", "/")
-    path = Path(text).expanduser()
-    if not path.is_absolute():
-        path = root / path
-    return Path(os.path.normpath(path))
+    text = os.path.expanduser(text)
+    if not os.path.isabs(text):
+        text = os.path.join(root, text)
+    return Path(os.path.normpath(text))
 
 
 def _wanted(path: Path) -> bool:

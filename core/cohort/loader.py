@@ -116,8 +116,10 @@ class _Builder:
         self.problems.append(Problem(reason, message, severity, row, file, pid))
 
     def build(self) -> Cohort:
-        rows_by_patient: dict[str, list[tuple[int, pd.Series]]] = {}
-        for row, record in self.df.iterrows():
+        rows_by_patient: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        columns = list(self.df.columns)  # plain dicts: far faster than iterrows
+        records = (dict(zip(columns, v, strict=True)) for v in self.df.itertuples(False, None))
+        for row, record in zip(self.df.index, records, strict=True):
             pid = record[self.mapping.patient_id]
             if not pid:
                 self.problem(
@@ -154,7 +156,7 @@ class _Builder:
                     severity="warning",
                 )
 
-    def _patient(self, pid: str, rows: list[tuple[int, pd.Series]]) -> Patient | None:
+    def _patient(self, pid: str, rows: list[tuple[int, dict[str, str]]]) -> Patient | None:
         first_row = rows[0][0]
         label, raw = self._outcome(pid, rows)
         clinical = self._clinical(pid, rows)

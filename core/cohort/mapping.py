@@ -7,6 +7,7 @@ Outcome values are compared case- and whitespace-insensitively, and numbers by v
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
@@ -54,7 +55,12 @@ def _norm_header(name: str) -> str:
 
 def normalize_value(value: Any) -> str:
     """Outcome value as compared: trimmed, case-folded, inner spaces collapsed, 2.0 -> 2."""
-    s = re.sub(r"\s+", " ", str(value if value is not None else "")).strip().casefold()
+    return _normalize(str(value if value is not None else ""))
+
+
+@functools.lru_cache(maxsize=4096)  # a column holds few distinct values, many times over
+def _normalize(text: str) -> str:
+    s = re.sub(r"\s+", " ", text).strip().casefold()
     try:
         number = float(s.replace(",", "."))
     except ValueError:
@@ -147,6 +153,9 @@ class OutcomeMapping:
         }
         if overlap:
             raise ValueError(f"values named both positive and negative: {sorted(overlap)}")
+        # Normalised once, not per table row (not fields: no effect on eq/repr/JSON).
+        object.__setattr__(self, "_pos", frozenset(normalize_value(v) for v in self.positive))
+        object.__setattr__(self, "_neg", frozenset(normalize_value(v) for v in self.negative))
 
     def to_json(self) -> dict[str, Any]:
         return {"positive": list(self.positive), "negative": list(self.negative)}
@@ -158,10 +167,10 @@ class OutcomeMapping:
     def classify(self, value: Any) -> int | None:
         """1 positive, 0 negative, None not recorded or not named."""
         key = normalize_value(value)
-        if key in {normalize_value(v) for v in self.positive}:
+        if key in self._pos:
             return 1
         if self.negative:
-            return 0 if key in {normalize_value(v) for v in self.negative} else None
+            return 0 if key in self._neg else None
         return None if key in NOT_RECORDED else 0
 
 

@@ -117,11 +117,9 @@ def prepare_images(
             done += 1
             continue
         sha = cache.known_sha(rec.path, st)
-        hit = cache.get(sha, cfg) if sha else None
-        if hit is None:
+        if not (sha and cache.get_into(sha, cfg, pixels[i])):
             misses.append((i, str(rec.path)))
             continue
-        pixels[i] = hit
         results[i] = _Result(i, sha)
         done += 1
         report(done)
@@ -224,7 +222,7 @@ def _assemble(cohort: Cohort, pixels: np.ndarray, records, results) -> PreparedC
                     pid,
                 )
             )
-        rec = dataclasses.replace(rec, sha256=res.sha)
+        rec = ImageRecord(rec.path, rec.row, res.sha)
         first_by_sha.setdefault(res.sha, (rec, pi))
         kept.setdefault(pi, []).append((rec, i))
 

@@ -89,7 +89,6 @@ def _read_csv(data: bytes, path: Path) -> pd.DataFrame:
             dtype=str,
             keep_default_na=False,
             skip_blank_lines=False,
-            engine="python",
         )
     except (pd.errors.ParserError, csv.Error, ValueError) as exc:
         raise InputError(f"cannot parse CSV ({exc})", file=path) from exc

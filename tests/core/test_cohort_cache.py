@@ -88,7 +88,7 @@ def test_cache_holds_pixels_and_hashes_only(small_cohort, tmp_path):
     cache_root = tmp_path / "cache"
     prepare_images(small_cohort, CFG, ImageCache(cache_root))
     files = [p for p in cache_root.rglob("*") if p.is_file()]
-    assert len([p for p in files if p.suffix == ".npy"]) == 5
+    assert len([p for p in files if p.suffix == ".u16"]) == 5
     blob = b"".join(p.read_bytes() for p in files)
     for secret in (b"Mustermann", b"20240101", b"named.dcm", b"site", b"IM-0115"):
         assert secret not in blob
