@@ -23,14 +23,15 @@ LABEL_OPTS = {"position": 0.08, "color": "#555", "rotateAxis": (1, 0), "anchors"
 class PhaseMarkedPlot(pg.PlotWidget):
     """A plot over epochs with labelled vertical lines where the training phase changes."""
 
-    def __init__(self, title: str, y_label: str, parent=None):
+    def __init__(self, title: str, y_label: str, legend_offset=(-10, 10), parent=None):
         super().__init__(parent=parent)
         self.setTitle(title, size="10pt")
         self.setLabel("bottom", "epochs trained (fold)")
         self.setLabel("left", y_label)
         self.showGrid(x=True, y=True, alpha=0.25)
         self.setMouseEnabled(x=False, y=False)
-        self.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.getAxis("left").enableAutoSIPrefix(False)
+        self.addLegend(offset=legend_offset, labelTextSize="8pt")
         self._phase_lines: list[pg.InfiniteLine] = []
         self._marks: list[tuple[int, str]] = []
 
@@ -59,7 +60,9 @@ class RunPlots(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.loss_plot = PhaseMarkedPlot("Training loss", "BCE loss")
-        self.auroc_plot = PhaseMarkedPlot("Test-fold AUROC", "AUROC")
+        # AUROC rises towards the top right: its legend sits bottom right, out of the way
+        self.auroc_plot = PhaseMarkedPlot("Test-fold AUROC", "AUROC", legend_offset=(-10, -10))
+        self.auroc_plot.enableAutoRange(axis="y", enable=False)
         self.auroc_plot.setYRange(0.0, 1.0, padding=0.02)
         self.auroc_plot.addItem(
             pg.InfiniteLine(pos=0.5, angle=0, pen=pg.mkPen("#bbb", width=1)), ignoreBounds=True
@@ -101,6 +104,13 @@ class RunPlots(QWidget):
             self._epoch_loss_curve.setData([], [])
             self.loss_plot.setTitle("Training loss", size="10pt")
         self._show_aurocs(progress)
+        n_epochs = max((f.n_epochs or 0 for f in progress.folds.values()), default=0)
+        for plot in (self.loss_plot, self.auroc_plot):
+            if n_epochs:  # the whole fold from the start, so phases and progress read at a glance
+                plot.enableAutoRange(axis="x", enable=False)
+                plot.setXRange(0, n_epochs, padding=0.02)
+            else:
+                plot.enableAutoRange(axis="x", enable=True)
         marks = progress.phase_marks()
         self.loss_plot.set_phase_marks(marks)
         self.auroc_plot.set_phase_marks(marks)

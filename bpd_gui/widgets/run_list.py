@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem
+from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem
 
 from bpd_gui.jobs.job_queue import JobQueue
 from bpd_gui.jobs.run_job import RunJob
@@ -22,8 +22,11 @@ class RunList(QTreeWidget):
         self.queue = queue
         self.setHeaderLabels(["Run", "Status", "AUROC"])
         self.setRootIsDecorated(False)
-        self.setColumnWidth(0, 230)
-        self.setColumnWidth(1, 80)
+        header = self.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeToContents)
         queue.changed.connect(self.refresh)
         queue.job_updated.connect(self._update_job)
         self.itemSelectionChanged.connect(self._on_selection)

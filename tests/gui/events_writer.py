@@ -38,7 +38,7 @@ class FakeRunWriter:
                     yield ("progress", dict(done=done, total=total, eta_s=float(total - done)))
                 yield ("epoch_finished", dict(
                     fold_id=fold_id, epoch=ep, n_epochs=self.n_epochs, phase=ph,
-                    train_loss=0.69 - 0.05 * ep, test_auroc=0.5 + 0.05 * ep + 0.02 * f,
+                    train_loss=0.69 - 0.05 * ep, test_auroc=min(0.5 + 0.05 * ep + 0.02 * f, 1.0),
                     lrs={"head": 1e-3}, seconds=0.5))  # fmt: skip
             yield ("fold_finished", dict(fold_id=fold_id, metrics={"auroc": 0.7 + 0.02 * f}))
         yield ("run_finished", dict(summary={
