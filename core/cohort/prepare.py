@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,15 +144,31 @@ def _decode_all(misses, cfg, cache_root: Path, workers: int | None):
     if not misses:
         return
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(misses) // CHUNK + 1))
-    if n_workers == 1 or len(misses) < SERIAL_BELOW:
+    if n_workers == 1 or len(misses) < SERIAL_BELOW or not _main_is_importable():
         for i, path in misses:
             yield _decode_one(i, path, cfg, str(cache_root))
         return
     chunks = [misses[k : k + CHUNK] for k in range(0, len(misses), CHUNK)]
-    with ProcessPoolExecutor(n_workers, mp_context=_pool_context()) as pool:
-        futures = [pool.submit(_decode_chunk, c, cfg, str(cache_root)) for c in chunks]
-        for fut in futures:
-            yield from fut.result()
+    finished: set[int] = set()
+    try:
+        with ProcessPoolExecutor(n_workers, mp_context=_pool_context()) as pool:
+            futures = [pool.submit(_decode_chunk, c, cfg, str(cache_root)) for c in chunks]
+            for fut in futures:
+                for res in fut.result():
+                    finished.add(res.index)
+                    yield res
+    except (BrokenProcessPool, OSError) as exc:
+        # Embedded interpreters, frozen apps or a killed worker: slower, but finish.
+        log.warning("decoding processes failed (%s); decoding in this process", exc)
+        for i, path in misses:
+            if i not in finished:
+                yield _decode_one(i, path, cfg, str(cache_root))
+
+
+def _main_is_importable() -> bool:
+    """Worker processes re-import __main__ from its file; a script read from stdin has none."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or os.path.exists(main_file)
 
 
 def _throttled(on_progress: ProgressFn | None, total: int):

@@ -102,3 +102,26 @@ def test_damaged_cache_entry_is_rebuilt(small_cohort, tmp_path):
     again = prepare_images(small_cohort, CFG, ImageCache(tmp_path / "cache"))
     assert again.n_decoded == 1
     assert np.array_equal(again.pixels, first.pixels)
+
+
+def test_broken_worker_pool_falls_back_to_this_process(small_cohort, tmp_path, monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    class BrokenPool:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, *args, **kwargs):
+            raise BrokenProcessPool("worker killed")
+
+    monkeypatch.setattr(prepare_mod, "ProcessPoolExecutor", BrokenPool)
+    monkeypatch.setattr(prepare_mod, "SERIAL_BELOW", 0)
+    monkeypatch.setattr(prepare_mod, "CHUNK", 1)
+    prepared = prepare_images(small_cohort, CFG, ImageCache(tmp_path / "cache"), workers=2)
+    assert prepared.n_decoded == 5 and prepared.pixels.shape == (5, 32, 32)
