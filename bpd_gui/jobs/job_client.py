@@ -187,6 +187,19 @@ def _not_zombie(pid: int) -> bool:
         return True
 
 
+JOB_MARKERS = ("core.cli", "bpd", "train", "resume")
+
+
+def looks_like_job(pid: int) -> bool:
+    """A live pid from state.json may have been reused by an unrelated program after a
+    reboot; where /proc says what it runs, it must be a `bpd` job."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return True  # no /proc (macOS, Windows): trust the pid
+    return any(marker in cmdline for marker in JOB_MARKERS)
+
+
 def request_stop(pid: int) -> None:
     """Ask the job to stop after the current batch (the CLI handles SIGTERM; resumable)."""
     if pid_alive(pid):

@@ -57,7 +57,12 @@ class JobQueue(QObject):
         job = self._add(RunJob(Path(run_dir)))
         state = job_client.read_state(job.run_dir)
         pid = state.get("pid")
-        if state.get("status") == "running" and isinstance(pid, int) and job_client.pid_alive(pid):
+        if (
+            state.get("status") == "running"
+            and isinstance(pid, int)
+            and job_client.pid_alive(pid)
+            and job_client.looks_like_job(pid)
+        ):
             job.attach(pid)
         job.load_history()
         self.changed.emit()

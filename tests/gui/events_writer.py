@@ -3,9 +3,14 @@ as the training engine does, so tests can drive the app's following and plotting
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from core.runs.events import EventLog
+
+# A live process whose command line looks like a `bpd train` job (the app checks that
+# a pid from state.json still runs a job before reattaching).
+SLEEPING_JOB = [sys.executable, "-c", "import time; time.sleep(60)", "core.cli.main", "train"]
 
 
 class FakeRunWriter:

@@ -7,11 +7,11 @@ import sys
 
 from PySide6.QtCore import QTimer
 
-from tests.gui.events_writer import FakeRunWriter
+from tests.gui.events_writer import SLEEPING_JOB, FakeRunWriter
 
 
 def _live_process():
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    return subprocess.Popen(SLEEPING_JOB)
 
 
 def test_reattach_follow_and_finish(window, qtbot, studio_home):
@@ -80,3 +80,17 @@ def test_past_runs_are_listed_at_start(qtbot, settings, no_dialogs, studio_home)
     job = win.queue.jobs[0]
     assert job.progress.status == "finished" and not job.is_active
     assert win.pages["train"].runs.topLevelItemCount() == 1
+
+
+def test_a_reused_pid_is_not_taken_for_the_job(window, studio_home):
+    run_dir = studio_home / "runs" / "20260101-000000-stale"
+    FakeRunWriter(run_dir).write(5)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run_dir / "state.json").write_text(json.dumps({"status": "running", "pid": other.pid}))
+        job = window.queue.open_run(run_dir)
+        assert not job.is_active
+        assert job.progress.status == "failed"  # it stopped without a final event
+    finally:
+        other.kill()
+        other.wait()

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from bpd_gui.main_window import PAGES, MainWindow
-from tests.gui.events_writer import FakeRunWriter
+from tests.gui.events_writer import SLEEPING_JOB, FakeRunWriter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,7 +73,7 @@ def test_geometry_and_last_cohort_are_remembered(qtbot, settings, no_dialogs):
 def _running_job(window, studio_home, name):
     run_dir = studio_home / "runs" / name
     FakeRunWriter(run_dir).write(5)
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    proc = subprocess.Popen(SLEEPING_JOB)
     (run_dir / "state.json").write_text(json.dumps({"status": "running", "pid": proc.pid}))
     job = window.queue.open_run(run_dir)
     assert window.queue.active_job() is job
