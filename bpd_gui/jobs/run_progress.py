@@ -123,7 +123,14 @@ class RunProgress:
         )
 
     def _on_fold_finished(self, e: dict[str, Any]) -> None:
-        self._fold(e).metrics = e.get("metrics") or {}
+        fold = self._fold(e)
+        fold.metrics = e.get("metrics") or {}
+        # The last epoch is scored in the fold's metrics, not per epoch (and with
+        # eval_every_epoch off it is the only score): plot it at the fold's last epoch.
+        final = _num(fold.metrics.get("auroc"))
+        last = max(fold.epochs) if fold.epochs else None
+        if final is not None and last is not None and fold.epochs[last].test_auroc is None:
+            fold.epochs[last].test_auroc = final
 
     def _on_progress(self, e: dict[str, Any]) -> None:
         self.done, self.total, self.eta_s = e.get("done"), e.get("total"), _num(e.get("eta_s"))

@@ -56,3 +56,16 @@ def test_format_duration():
     assert format_duration(42) == "42 s"
     assert format_duration(125) == "2 min 05 s"
     assert format_duration(3 * 3600 + 60) == "3 h 01 min"
+
+
+def test_a_folds_final_auroc_is_plotted_at_its_last_epoch(tmp_path):
+    writer = FakeRunWriter(tmp_path / "run", folds=("r0-f0",), n_epochs=2, n_batches=1)
+    events = [(t, dict(f)) for t, f in writer.steps]
+    for t, f in events:  # as with eval_every_epoch off: no per-epoch AUROC
+        if t == "epoch_finished":
+            f["test_auroc"] = None
+    p = RunProgress()
+    p.apply_all([{"type": t, **f} for t, f in events])
+    assert p.folds["r0-f0"].epochs[0].test_auroc is None
+    assert p.folds["r0-f0"].epochs[1].test_auroc == 0.7  # fold_finished metrics
+    assert p.mean_auroc_by_epoch() == [(1, 0.7, 1)]
