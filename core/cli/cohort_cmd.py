@@ -115,6 +115,23 @@ def _progress(done: int, total: int) -> None:
     print(f"\rreading images {done}/{total}", end="", file=sys.stderr, flush=True)
 
 
+def _clinical_counts(cohort: Cohort) -> str:
+    """How many kept patients have each clinical value (counts only)."""
+    names = {
+        "gestational_age_weeks": "gestational age",
+        "birth_weight_g": "birth weight",
+        "irds_grade": "IRDS",
+        "sex": "sex",
+    }
+    n = cohort.n_patients
+    parts = []
+    for field, title in names.items():
+        have = sum(getattr(p.clinical, field) is not None for p in cohort.patients)
+        if have:
+            parts.append(f"{title} {have}/{n}")
+    return ", ".join(parts)
+
+
 def print_report(cohort: Cohort, seconds: float = 0.0) -> None:
     s = cohort.summary()
     print(f"table:      {cohort.table_path}")
@@ -125,6 +142,9 @@ def print_report(cohort: Cohort, seconds: float = 0.0) -> None:
         f"patients:   {s['n_patients']} ({s['n_positive']} positive / {s['n_negative']} negative)"
     )
     print(f"images:     {s['n_images']}" + (f"  (read in {seconds:.1f} s)" if seconds else ""))
+    clinical = _clinical_counts(cohort)
+    if clinical:
+        print(f"clinical:   {clinical}")
     print(f"excluded:   {s['n_excluded']} patients")
     for reason, n in sorted(s["excluded_by_reason"].items()):
         print(f"  {reason}: {n}")

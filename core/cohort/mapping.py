@@ -24,7 +24,8 @@ NOT_RECORDED = {
 # Header names (normalised: lower case, only letters and digits), best first.
 COLUMN_HINTS: dict[str, tuple[str, ...]] = {
     "patient_id": (
-        "patientid", "patid", "pid", "patient", "patientennummer", "patientnr", "fallnummer",
+        "patientid", "patid", "pid", "patient", "patientennummer", "patientnr", "patnr",
+        "patnummer", "patientennr", "fallnummer",
         "fallnr", "caseid", "case", "subjectid", "subject", "studienid", "studyid",
         "pseudonym", "id",
     ),

@@ -104,6 +104,12 @@ def test_guess_mapping_english_and_ssw():
     assert mapping.gestational_age == "SSW" and mapping.birth_weight == "birth weight (g)"
 
 
+def test_guess_mapping_german_abbreviations():
+    mapping = guess_mapping(["Pat-Nr", "SSW", "Geburtsgewicht", "IRDS", "Geschlecht", "BPD-Grad"])
+    assert (mapping.patient_id, mapping.outcome, mapping.image) == ("Pat-Nr", "BPD-Grad", None)
+    assert mapping.irds == "IRDS" and mapping.sex == "Geschlecht"
+
+
 def test_patient_name_is_never_guessed_as_id():
     assert guess_mapping(["Patientenname", "bpd"]).patient_id == ""
 
