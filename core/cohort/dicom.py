@@ -103,6 +103,8 @@ def _decode(data: bytes, name: str | Path) -> tuple[np.ndarray, list[tuple[str, 
     lo, hi = _modality_range(ds)
     values = apply_modality_lut(stored, ds)
     if ds.get("VOILUTSequence") or ("WindowCenter" in ds and "WindowWidth" in ds):
+        if ds.get("VOILUTSequence") and not np.issubdtype(values.dtype, np.integer):
+            values = np.rint(values).astype(np.int64)  # a LUT is indexed by whole numbers
         try:
             values = apply_voi_lut(values, ds, index=0)
             lo, hi = _voi_range(ds, lo, hi)

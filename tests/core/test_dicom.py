@@ -36,6 +36,7 @@ CHESTS = [
     "dx256_jpegls.dcm",
     "dx256_rle.dcm",
     "dx256_12bit_rescale_window.dcm",
+    "dx256_12bit_voi_lut.dcm",
 ]
 
 
@@ -111,6 +112,16 @@ def test_narrow_window_saturates_as_specified(dicom_dir):
     expected = np.clip((values - center) / width + 0.5, 0, 1)  # PS3.3 C.11.2.1.2.1
     assert np.allclose(pixels, expected, atol=1e-3)
     assert (pixels == 1.0).mean() > 0.2  # bones and soft tissue above the window saturate
+
+
+def test_voi_lut_sequence_is_applied(dicom_dir):
+    ds = pydicom.dcmread(dicom_dir / "dx256_12bit_voi_lut.dcm")
+    assert "WindowCenter" not in ds and ds.VOILUTSequence[0].LUTDescriptor[2] == 16
+    pixels = read_image(dicom_dir / "dx256_12bit_voi_lut.dcm").pixels
+    expected = np.sqrt(ds.pixel_array / 4095)  # the square-root LUT, output 0..65535
+    assert np.allclose(pixels, expected, atol=1e-4)
+    linear = read_image(dicom_dir / "dx256_explicit_le.dcm").pixels
+    assert not np.allclose(pixels, linear, atol=0.05)  # the LUT really changed the image
 
 
 def test_file_without_pixel_data_is_rejected(dicom_dir, tmp_path):

@@ -79,6 +79,17 @@ def main() -> None:
     narrow.save_as(HERE / "dicom" / "dx256_12bit_narrow_window.dcm", enforce_file_format=True)
     written.append("dx256_12bit_narrow_window.dcm")
 
+    # A VOI LUT sequence (square-root curve, 12-bit in, 16-bit out) instead of a window.
+    lut = with_16bit(ds, stored12, 12)
+    item = pydicom.Dataset()
+    item.LUTDescriptor = [4096, 0, 16]
+    item.LUTData = np.round(65535 * np.sqrt(np.arange(4096) / 4095)).astype(np.uint16).tolist()
+    item["LUTData"].VR = "US"
+    item.LUTExplanation = "square root"
+    lut.VOILUTSequence = pydicom.Sequence([item])
+    lut.save_as(HERE / "dicom" / "dx256_12bit_voi_lut.dcm", enforce_file_format=True)
+    written.append("dx256_12bit_voi_lut.dcm")
+
     # 16-bit PNG of the same radiograph (x257 maps 0..255 onto 0..65535 exactly).
     png16 = (pixels.astype(np.uint16) * 257).astype(np.uint16)
     Image.fromarray(png16).save(HERE / "images" / "nih_dx_16bit.png")
