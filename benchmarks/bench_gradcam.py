@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.explain.gradcam import bf16_is_fast, explain
+from core.explain.gradcam import explain
 from core.models.registry import create_model
 
 TARGET_S = 1.5
@@ -52,21 +52,14 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"))
-    parser.add_argument(
-        "--model-channels-last", action="store_true", help="convert the model once first"
-    )
+    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"))
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     model = create_model("random", seed=0).eval()
-    if args.model_channels_last:
-        model = model.to(memory_format=torch.channels_last)
     x = _input(args.image, args.resolution)
     used = args.precision
-    if used == "auto":
-        used = "bfloat16" if bf16_is_fast(torch.device("cpu")) else "float32"
     times, cam = _time(model, x, used, args.repeats)
     result = {
         "benchmark": "gradcam",
@@ -75,7 +68,6 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "resolution": args.resolution,
         "precision": used,
-        "model_channels_last": args.model_channels_last,
         "repeats": args.repeats,
         "seconds": [round(t, 4) for t in times],
         "median_s": round(statistics.median(times), 4),

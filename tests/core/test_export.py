@@ -79,7 +79,7 @@ def test_model_card_says_what_the_model_is(exported):
     assert card["preprocessing"]["resolution"] == 64
     assert card["input"]["range"] == [-1024.0, 1024.0]
     assert card["versions"]["torch"] == metadata.version("torch")
-    assert card["versions"]["torchxrayvision"] == metadata.version("torchxrayvision")
+    assert card["versions"]["grad-cam"] == metadata.version("grad-cam")
     assert set(card["files"]) == {export.STATE_FILE, export.TORCHSCRIPT_FILE}
     # The state file is a plain state_dict.
     state = torch.load(exported / export.STATE_FILE, map_location="cpu", weights_only=True)
