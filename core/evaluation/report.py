@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-from html import escape
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from core.atomic import atomic_write_text
 from core.evaluation.metrics import METRIC_NAMES, binary_metrics, summarize_folds
+from core.evaluation.report_html import e, mean_sd, num, table
+from core.evaluation.report_plots import calibration_section, history_section, roc_section
 from core.evaluation.run_data import RunData, load_run
-from core.evaluation.statistics import bootstrap_auroc_ci
-from core.evaluation.svg import PALETTE, Series, line_plot
 
 NOTICE = (
     "Research use only. Not a medical device: these numbers describe a cross-validated "
@@ -48,113 +46,12 @@ tr.wrong td{background:#fff0f0}
 """
 
 
-def e(value: Any) -> str:
-    """Escape anything for HTML text or attributes."""
-    return escape(str(value), quote=True)
-
-
-def num(x: Any, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    if isinstance(x, int | np.integer):
-        return str(int(x))
-    return f"{float(x):.{digits}f}"
-
-
-def mean_sd(stat: dict | None) -> str:
-    if not stat or stat.get("mean") is None:
-        return "–"
-    sd = stat.get("sd")
-    return f"{num(stat['mean'])} ± {num(sd)}" if sd is not None else num(stat["mean"])
-
-
-def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
-    """HTML table from already-escaped cells; the first `left` columns align left."""
-
-    def cells(tag: str, row: list[str]) -> str:
-        return "".join(
-            f"<{tag}{' class=l' if i < left else ''}>{c}</{tag}>" for i, c in enumerate(row)
-        )
-
-    body = "".join(f"<tr>{cells('td', r)}</tr>" for r in rows)
-    return f"<table><tr>{cells('th', header)}</tr>{body}</table>"
-
-
 def _summary_stats(run: RunData) -> dict[str, dict]:
     stats = summarize_folds([f.metrics for f in run.folds])
     for name in METRIC_NAMES:
         if isinstance(run.summary.get(name), dict):
             stats[name] = run.summary[name]
     return stats
-
-
-def _roc_section(run: RunData) -> str:
-    from sklearn.metrics import roc_curve
-
-    y, p = run.oof.labels, run.oof.probs
-    keep = ~np.isnan(p)
-    y, p = y[keep], p[keep]
-    if len(set(y.tolist())) < 2:
-        return "<p>Pooled ROC curve undefined: only one outcome among the tested patients.</p>"
-    ci = bootstrap_auroc_ci(y, p, n_boot=2000, seed=0)
-    series = []
-    for i, f in enumerate(run.folds):
-        if len(set(f.labels.tolist())) == 2:
-            fx, fy, _ = roc_curve(f.labels, f.probs)
-            series.append(Series("", list(fx), list(fy), PALETTE[i % 10], 1.0, opacity=0.3))
-    fx, fy, _ = roc_curve(y, p)
-    series.append(Series("pooled out-of-fold", list(fx), list(fy), "#000", 2.5))
-    svg = line_plot(
-        series,
-        title="ROC curve (out-of-fold)",
-        x_label="1 − specificity",
-        y_label="sensitivity",
-        x_range=(0, 1),
-        y_range=(0, 1),
-        diagonal=True,
-        legend="bottom",
-    )
-    caption = (
-        f"Pooled out-of-fold AUROC <b>{num(ci.estimate)}</b> "
-        f"(95% CI {num(ci.low)}–{num(ci.high)}, stratified percentile bootstrap, "
-        f"{ci.n_boot} resamples), {len(y)} infants, each scored by the mean probability "
-        "of the fold models that did not train on them. Thin lines: single folds."
-    )
-    return f"<figure>{svg}<figcaption class=muted>{caption}</figcaption></figure>"
-
-
-def _calibration_section(run: RunData, n_bins: int = 10) -> str:
-    y, p = run.oof.labels, run.oof.probs
-    keep = ~np.isnan(p)
-    y, p = y[keep], p[keep]
-    edges = np.linspace(0, 1, n_bins + 1)
-    which = np.clip(np.digitize(p, edges[1:-1]), 0, n_bins - 1)
-    xs, ys, counts = [], [], []
-    for b in range(n_bins):
-        in_bin = which == b
-        if in_bin.any():
-            xs.append(float(p[in_bin].mean()))
-            ys.append(float(y[in_bin].mean()))
-            counts.append(int(in_bin.sum()))
-    svg = line_plot(
-        [Series("observed", xs, ys, PALETTE[0], 2.0, markers=True)],
-        title="Calibration (reliability)",
-        x_label="mean predicted probability",
-        y_label="observed fraction positive",
-        x_range=(0, 1),
-        y_range=(0, 1),
-        diagonal=True,
-        legend=None,
-    )
-    brier = float(np.mean((p - y) ** 2)) if len(p) else math.nan
-    rows = [[num(x), num(o), str(c)] for x, o, c in zip(xs, ys, counts, strict=True)]
-    return (
-        f"<figure>{svg}<figcaption class=muted>{n_bins} equal-width bins of the pooled "
-        f"out-of-fold probability; dashed: perfect calibration. Brier score {num(brier)}."
-        f"</figcaption></figure><div>"
-        + _table(["predicted", "observed", "infants"], rows, left=0)
-        + "</div>"
-    )
 
 
 def _confusion_section(run: RunData) -> str:
@@ -173,54 +70,11 @@ def _confusion_section(run: RunData) -> str:
             "matrix sums the folds' matrices: an infant counts once per repeat."
         )
     tp, tn, fp, fn = (int(m[k]) for k in ("tp", "tn", "fp", "fn"))
-    table = _table(
+    matrix = table(
         ["", "predicted positive", "predicted negative"],
         [["actual positive", str(tp), str(fn)], ["actual negative", str(fp), str(tn)]],
     )
-    return f"{table}<p class=muted>{e(how)}</p>"
-
-
-def _mean_series(series: list[Series]) -> Series:
-    by_epoch: dict[float, list[float]] = {}
-    for s in series:
-        for x, y in zip(s.x, s.y, strict=True):
-            if x is not None and y is not None and math.isfinite(y):
-                by_epoch.setdefault(x, []).append(y)
-    xs = sorted(by_epoch)
-    return Series("mean over folds", xs, [float(np.mean(by_epoch[x])) for x in xs], "#000", 2.5)
-
-
-def _history_section(run: RunData) -> str:
-    loss, auc = [], []
-    for i, f in enumerate(run.folds):
-        epochs = [h.get("epoch") for h in f.history]
-        color = PALETTE[i % 10]
-        width, opacity = (1.5, 0.9) if len(run.folds) <= 10 else (1.0, 0.35)
-        for key, out in (("train_loss", loss), ("test_auroc", auc)):
-            ys = [h.get(key) for h in f.history]
-            out.append(Series(f.fold_id, epochs, ys, color, width, opacity=opacity))
-    if not any(s.x for s in loss):
-        return "<p>No per-epoch history recorded in the folds.</p>"
-    for out in (loss, auc):  # the mean over folds, per epoch, drawn on top
-        out.append(_mean_series(out))
-    if len(run.folds) > 10:  # 30 fold names would hide the plot: name the mean only
-        for out in (loss, auc):
-            for s in out[:-1]:
-                s.name = ""
-    return (
-        '<div class="plots">'
-        + line_plot(loss, title="Training loss", x_label="epoch", y_label="train loss")
-        + line_plot(
-            auc,
-            title="Test-fold AUROC per epoch",
-            x_label="epoch",
-            y_label="AUROC",
-            y_range=(0, 1),
-            legend="bottom",
-        )
-        + "</div><p class=muted>Per-epoch test AUROC is shown for insight only: the method "
-        "scores the last epoch's model (no early stopping on the test fold).</p>"
-    )
+    return f"{matrix}<p class=muted>{e(how)}</p>"
 
 
 def _folds_section(run: RunData) -> str:
@@ -240,7 +94,7 @@ def _folds_section(run: RunData) -> str:
             ]
             + [num(f.metrics.get(m)) for m in METRIC_NAMES]
         )
-    return _table(header, rows)
+    return table(header, rows)
 
 
 def _baselines_section(run: RunData, stats: dict[str, dict]) -> str:
@@ -280,8 +134,8 @@ def _baselines_section(run: RunData, stats: dict[str, dict]) -> str:
             "table had no clinical variables, or the run predates them).</p>"
         )
     )
-    table = _table(["score", "AUROC mean ± SD over folds", "pooled AUROC", "notes"], rows)
-    return table + text + "<p class=muted>All rows use the same folds as the image model.</p>"
+    matrix = table(["score", "AUROC mean ± SD over folds", "pooled AUROC", "notes"], rows)
+    return matrix + text + "<p class=muted>All rows use the same folds as the image model.</p>"
 
 
 def _cohort_section(run: RunData) -> str:
@@ -301,10 +155,10 @@ def _cohort_section(run: RunData) -> str:
         ["excluded patients", e(s.get("n_excluded", 0))],
         ["warnings", e(s.get("n_warnings", 0))],
     ]
-    out = _table(["", ""], rows, left=2)
+    out = table(["", "value"], rows, left=1)
     reasons = s.get("excluded_by_reason") or {}
     if reasons:
-        out += "<h3>Exclusions by reason</h3>" + _table(
+        out += "<h3>Exclusions by reason</h3>" + table(
             ["reason", "patients"], [[e(k), e(v)] for k, v in sorted(reasons.items())]
         )
     exclusions = run.cohort.get("exclusions") or []
@@ -320,7 +174,7 @@ def _cohort_section(run: RunData) -> str:
         ]
         out += (
             "<details><summary>Excluded patients</summary>"
-            + _table(["patient", "row", "reason", "message"], rows, left=4)
+            + table(["patient", "row", "reason", "message"], rows, left=4)
             + "</details>"
         )
     return out
@@ -372,17 +226,16 @@ def render_report(run: RunData) -> str:
     sections = [
         (
             "Summary",
-            f"<p>{headline}</p>"
-            + _table(["metric", "mean ± SD over folds", "folds"], metrics_rows),
+            f"<p>{headline}</p>" + table(["metric", "mean ± SD over folds", "folds"], metrics_rows),
         ),
         (
             "ROC curve and calibration",
-            '<div class="plots">' + _roc_section(run) + _calibration_section(run) + "</div>",
+            '<div class="plots">' + roc_section(run) + calibration_section(run) + "</div>",
         ),
         ("Confusion matrix", _confusion_section(run)),
         ("Clinical baselines beside the image model", _baselines_section(run, stats)),
         ("Per-fold results", _folds_section(run)),
-        ("Training curves per fold", _history_section(run)),
+        ("Training curves per fold", history_section(run)),
         ("Cohort", _cohort_section(run)),
         ("Out-of-fold predictions per infant", _infants_section(run)),
         ("Configuration", "<pre>" + e(json.dumps(run.config, indent=2, default=str)) + "</pre>"),

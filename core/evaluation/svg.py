@@ -81,6 +81,8 @@ def line_plot(
 ) -> str:
     """One SVG element: axes, grid, optional y = x diagonal, one polyline per series."""
     left, right, top, bottom = 58, 14, 30, 46
+    if legend == "right":  # outside the axes: nothing drawn under it
+        right += 120
     pw, ph = width - left - right, height - top - bottom
     x0, x1 = x_range or data_range(series, "x", pad=0.0)
     y0, y1 = y_range or data_range(series, "y")
@@ -145,14 +147,18 @@ def line_plot(
                 f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3.5" fill="{s.color}"/>'
                 for x, y in pts
             )
-    if legend:  # "top" or "bottom" right corner, wherever the curves leave room
+    if legend:  # "top"/"bottom" inside the right corner, or "right" outside the axes
         named = [s for s in series if s.name][:12]
+        lx = left + pw + 10 if legend == "right" else left + pw - 120
         for i, s in enumerate(named):
-            ly = top + 14 + 14 * i if legend == "top" else top + ph - 8 - 14 * (len(named) - 1 - i)
+            if legend == "bottom":
+                ly = top + ph - 8 - 14 * (len(named) - 1 - i)
+            else:
+                ly = top + 14 + 14 * i
             out.append(
-                f'<line x1="{left + pw - 120}" y1="{ly - 4}" x2="{left + pw - 104}" '
+                f'<line x1="{lx}" y1="{ly - 4}" x2="{lx + 16}" '
                 f'y2="{ly - 4}" stroke="{s.color}" stroke-width="2.5"/>'
             )
-            out.append(f'<text x="{left + pw - 100}" y="{ly}">{escape(s.name[:22])}</text>')
+            out.append(f'<text x="{lx + 20}" y="{ly}">{escape(s.name[:22])}</text>')
     out.append("</svg>")
     return "\n".join(out)

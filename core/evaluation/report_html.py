@@ -1,0 +1,41 @@
+"""Small HTML helpers for the report: escaping and number formatting, tables."""
+
+from __future__ import annotations
+
+import math
+from html import escape
+from typing import Any
+
+import numpy as np
+
+
+def e(value: Any) -> str:
+    """Escape anything for HTML text or attributes."""
+    return escape(str(value), quote=True)
+
+
+def num(x: Any, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if isinstance(x, int | np.integer):
+        return str(int(x))
+    return f"{float(x):.{digits}f}"
+
+
+def mean_sd(stat: dict | None) -> str:
+    if not stat or stat.get("mean") is None:
+        return "–"
+    sd = stat.get("sd")
+    return f"{num(stat['mean'])} ± {num(sd)}" if sd is not None else num(stat["mean"])
+
+
+def table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """HTML table from already-escaped cells; the first `left` columns align left."""
+
+    def cells(tag: str, row: list[str]) -> str:
+        return "".join(
+            f"<{tag}{' class=l' if i < left else ''}>{c}</{tag}>" for i, c in enumerate(row)
+        )
+
+    body = "".join(f"<tr>{cells('td', r)}</tr>" for r in rows)
+    return f"<table><tr>{cells('th', header)}</tr>{body}</table>"
