@@ -30,7 +30,9 @@ def auroc(y_true: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(y_true, np.asarray(scores, dtype=float)))
 
 
-def binary_metrics(y_true: np.ndarray, prob: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+def binary_metrics(
+    y_true: np.ndarray, prob: np.ndarray, threshold: float = 0.5
+) -> dict[str, float]:
     """All METRIC_NAMES for one fold. Predicted positive when prob >= threshold."""
     y = np.asarray(y_true).astype(int)
     p = np.asarray(prob, dtype=float)
@@ -43,7 +45,11 @@ def binary_metrics(y_true: np.ndarray, prob: np.ndarray, threshold: float = 0.5)
     spec = _ratio(tn, tn + fp)
     prec = _ratio(tp, tp + fp)
     f1 = _ratio(2 * tp, 2 * tp + fp + fn)
-    bal = float(np.nanmean([sens, spec])) if not (math.isnan(sens) and math.isnan(spec)) else float("nan")
+    bal = (
+        float(np.nanmean([sens, spec]))
+        if not (math.isnan(sens) and math.isnan(spec))
+        else float("nan")
+    )
     return {
         "auroc": auroc(y, p),
         "balanced_accuracy": bal,
@@ -69,6 +75,6 @@ def summarize_folds(fold_metrics: list[dict[str, float]]) -> dict[str, dict[str,
         out[name] = {
             "mean": float(vals.mean()) if len(vals) else float("nan"),
             "sd": float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
-            "n": int(len(vals)),
+            "n": len(vals),
         }
     return out
