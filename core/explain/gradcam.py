@@ -14,8 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from pytorch_grad_cam import GradCAM
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from core.atomic import atomic_write, atomic_write_bytes
@@ -97,6 +95,11 @@ def explain(model: nn.Module, x: torch.Tensor, *, precision: str = "float32") ->
         raise ValueError(f"expected one image [1, 1, H, W], got {tuple(x.shape)}")
     if precision not in ("float32", "bfloat16"):
         raise ValueError(f"precision must be float32 or bfloat16, not {precision!r}")
+    # Imported here: the package pulls in matplotlib, scikit-learn and more (seconds),
+    # which overlay-only users (the app's review view) need not pay for.
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
     bf16 = precision == "bfloat16"
     device = next(model.parameters()).device
     x = x.detach().to(device=device, dtype=torch.float32)
