@@ -98,11 +98,12 @@ def train_arguments(req: TrainRequest, run_dir: Path) -> list[str]:
             args += [flag, str(value)]
     if req.cutmix is not None:
         args.append("--cutmix" if req.cutmix else "--no-cutmix")
-    return [*args, "--out", str(run_dir)]
+    # --quiet: no progress bar in the stderr log, so its tail shows only what went wrong
+    return [*args, "--out", str(run_dir), "--quiet"]
 
 
 def resume_arguments(run_dir: Path) -> list[str]:
-    return ["resume", str(run_dir)]
+    return ["resume", str(run_dir), "--quiet"]
 
 
 def bench_arguments(resolution: int, batch_size: int, steps: int) -> list[str]:

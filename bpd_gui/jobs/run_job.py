@@ -145,6 +145,11 @@ class RunJob(QObject):
     def _settle_without_process(self, state: dict) -> None:
         """No process and no terminal event: trust state.json, else report a crash."""
         status = state.get("status")
+        if self._stop_requested and status not in ("finished", "failed"):
+            # stopped on request, possibly before the job could record it itself
+            self.progress.status = "cancelled"
+            self.progress.message = "stopped on request"
+            return
         if status in TERMINAL:
             self.progress.status = status
             if status == "failed" and not self.progress.error:

@@ -200,18 +200,33 @@ class TrainView(QWidget):
                 "Check the outcome mapping on the Cohort page."
             )
         s = self.form.settings()
+        patient_col, image_col = self._columns_differing_from_guess(src.mapping)
         return job_client.TrainRequest(
             table=src.table,
             outcome=src.mapping["outcome"],
             positive=tuple(src.outcome["positive"]),
             negative=tuple(src.outcome.get("negative") or ()),
             images_root=src.images_root,
-            patient_col=src.mapping.get("patient_id") or None,
-            image_col=src.mapping.get("image") or None,
+            patient_col=patient_col,
+            image_col=image_col,
             preset=s["preset"], init=s["init"], strategy=s["strategy"], cutmix=s["cutmix"],
             folds=s["folds"], repeats=s["repeats"], epochs=s["epochs"],
             resolution=s["resolution"], batch_size=s["batch_size"], device=s["device"],
         )  # fmt: skip
+
+    def _columns_differing_from_guess(self, mapping: dict) -> tuple[str | None, str | None]:
+        """`bpd train` guesses the id and image columns from the header as the app does;
+        only a column the user chose differently is passed on."""
+        from core.cohort.mapping import guess_mapping
+
+        frame = self.session.frame
+        guess = guess_mapping(list(frame.columns)) if frame is not None else None
+        patient, image = mapping.get("patient_id") or None, mapping.get("image") or None
+        if guess is not None and patient == (guess.patient_id or None):
+            patient = None
+        if guess is not None and image == guess.image:
+            image = None
+        return patient, image
 
     def start_run(self) -> RunJob | None:
         try:
@@ -221,8 +236,7 @@ class TrainView(QWidget):
             return None
         run_dir = new_run_dir(paths.runs_dir(), self.form.run_name())
         job = self.queue.enqueue_train(request, run_dir)
-        self.runs.select_job(job)
-        self.show_job(job)
+        self.runs.select_job(job)  # shows it, through the selection
         return job
 
     # --- run list actions -------------------------------------------------------------

@@ -28,7 +28,7 @@ class RunPanel(QWidget):
         self.progress_bar = QProgressBar()
         self.progress_bar.setObjectName("run_progress")
         self.progress_bar.setRange(0, 1000)
-        self.progress_bar.hide()
+        self.progress_bar.setTextVisible(False)
         self.eta = QLabel()
         self.eta.setObjectName("run_eta")
         self.error = QPlainTextEdit()
@@ -52,8 +52,7 @@ class RunPanel(QWidget):
             self.title.setText("No run selected. Start one, or pick one from the list.")
             self.status.setText("")
             self.eta.setText("")
-            self.progress_bar.setValue(0)
-            self.progress_bar.hide()
+            self._set_bar(None)
             self.error.hide()
             self.plots.clear()
             return
@@ -61,10 +60,7 @@ class RunPanel(QWidget):
         self.title.setText(f"<b>{job.name}</b> — {job.status_text()}")
         self.title.setToolTip(str(job.run_dir))
         self.status.setText(self._status_line(job, p))
-        frac = p.fraction_done()
-        self.progress_bar.show()
-        self.progress_bar.setValue(int((frac or 0.0) * 1000))
-        self.progress_bar.setFormat(f"{(frac or 0.0) * 100:.0f}%")
+        self._set_bar(p.fraction_done() or 0.0)
         self.eta.setText(self._eta_text(job, p))
         problem = p.error or ""
         if p.traceback and p.traceback not in problem:
@@ -72,6 +68,15 @@ class RunPanel(QWidget):
         self.error.setPlainText(problem.strip())
         self.error.setVisible(bool(problem.strip()))
         self.plots.show_progress(p)
+
+    def _set_bar(self, fraction: float | None) -> None:
+        # Only on change: QProgressBar repaints synchronously when its value or text changes.
+        value = -1 if fraction is None else int(fraction * 1000)
+        if value == self.progress_bar.value() and self.progress_bar.isTextVisible() == (value >= 0):
+            return
+        self.progress_bar.setTextVisible(value >= 0)
+        self.progress_bar.setFormat(f"{max(value, 0) / 10:.0f}%")
+        self.progress_bar.setValue(max(value, 0))
 
     @staticmethod
     def _status_line(job: RunJob, p: RunProgress) -> str:

@@ -46,7 +46,9 @@ def tiny_form(form):
 
 
 class GapMeter:
-    """A 10 ms timer; the longest time between two ticks is the worst event-loop stall."""
+    """A 10 ms timer on the GUI thread. Per tick: the wall time since the last tick (an
+    event-loop iteration plus any wait) and the GUI thread's own CPU time in it (work
+    the app did; a loaded machine stretches wall time without it)."""
 
     def __init__(self):
         self.clock = QElapsedTimer()
@@ -54,17 +56,28 @@ class GapMeter:
         self.timer.setInterval(10)
         self.timer.timeout.connect(self._tick)
         self.gaps: list[int] = []
+        self.cpu_ms: list[float] = []
 
     def start(self):
+        self._cpu = time.thread_time()
         self.clock.start()
         self.timer.start()
 
     def _tick(self):
+        cpu = time.thread_time()
         self.gaps.append(self.clock.restart())
+        self.cpu_ms.append((cpu - self._cpu) * 1000)
+        self._cpu = cpu
 
-    def stop(self) -> int:
+    def stop(self) -> dict:
         self.timer.stop()
-        return max(self.gaps[1:], default=0)
+        gaps = sorted(self.gaps[1:])
+        return {
+            "ticks": len(gaps),
+            "max_gap_ms": gaps[-1],
+            "p99_gap_ms": gaps[int(0.99 * (len(gaps) - 1))],
+            "max_gui_cpu_ms": max(self.cpu_ms[1:]),
+        }
 
 
 def test_tiny_run_live_cancel_resume_finish(window, qtbot, tmp_path):
@@ -88,9 +101,12 @@ def test_tiny_run_live_cancel_resume_finish(window, qtbot, tmp_path):
 
     qtbot.mouseClick(train.cancel_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: not job.is_active, timeout=60000)
-    worst_gap = meter.stop()
+    loop = meter.stop()
+    print("event loop while training:", loop)
     assert job.progress.status == "cancelled", job.progress.error
-    assert worst_gap < 100, f"the event loop stalled for {worst_gap} ms"
+    assert loop["ticks"] > 100
+    assert loop["max_gui_cpu_ms"] < 100, loop  # the app itself never works 100 ms at a stretch
+    assert loop["p99_gap_ms"] < 100, loop  # and iterations stay short on a busy machine
     assert train.resume_button.isEnabled()
 
     qtbot.mouseClick(train.resume_button, Qt.LeftButton)
@@ -120,6 +136,6 @@ def test_runs_queue_one_at_a_time(window, qtbot, tmp_path):
     train.runs.select_job(first)
     qtbot.mouseClick(train.cancel_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: second.is_active, timeout=60000)
-    assert not first.is_active
+    assert not first.is_active and first.progress.status == "cancelled"
     second.cancel()
     qtbot.waitUntil(lambda: not second.is_active, timeout=60000)
