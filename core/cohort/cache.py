@@ -4,6 +4,10 @@ Layout under the root (default paths.cache_dir()):
     pixels/<PreprocessConfig.key()>/<sha[:2]>/<sha256 of file>.u16
         raw little-endian uint16 [R, R]: no header to parse, read straight into the
         cohort's array; an entry of the wrong size is treated as missing and rebuilt
+    packs/<PreprocessConfig.key()>/<hash of the cohort's image hashes>-<N>.u16
+        the same pixels for a whole cohort, in table order ([N, R, R]): a re-import of an
+        unchanged large cohort maps this one file instead of opening N entries. A pure
+        duplicate of the entries; safe to delete.
     content-index.json   sha256(path|size|mtime_ns) -> sha256 of the file content
 
 Only pixels and hashes are stored: no file names, no DICOM header, nothing that
@@ -23,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from core import paths
-from core.atomic import atomic_write_bytes, atomic_write_text
+from core.atomic import atomic_write, atomic_write_bytes, atomic_write_text
 from core.cohort.preprocess import PreprocessConfig
 
 log = logging.getLogger(__name__)
@@ -79,6 +83,32 @@ class ImageCache:
         data = np.ascontiguousarray(pixels, dtype="<u2").tobytes()
         # No fsync: an entry lost in a crash is simply decoded again.
         atomic_write_bytes(self.entry_path(sha, cfg), data, fsync=False)
+
+    # --- packs: one file per (cohort, settings) ----------------------------------------
+    def pack_path(self, shas: list[str], cfg: PreprocessConfig) -> Path:
+        digest = hashlib.sha256("\n".join(shas).encode()).hexdigest()[:32]
+        return self.root / "packs" / _key(cfg) / f"{digest}-{len(shas)}.u16"
+
+    def load_pack(self, shas: list[str], cfg: PreprocessConfig) -> np.ndarray | None:
+        """The cohort's pixels mapped from disk (copy-on-write: writes never reach the
+        file), or None. Pages are read when used, so nothing is copied up front."""
+        path = self.pack_path(shas, cfg)
+        shape = (len(shas), cfg.resolution, cfg.resolution)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return None
+        if size != int(np.prod(shape)) * 2:
+            log.warning("cache pack %s has the wrong size; ignored", path.name)
+            return None
+        return np.memmap(path, dtype="<u2", mode="c", shape=shape)
+
+    def save_pack(self, shas: list[str], cfg: PreprocessConfig, pixels: np.ndarray) -> None:
+        path = self.pack_path(shas, cfg)
+        if path.exists():  # content-addressed: an existing pack already holds these pixels
+            return
+        data = memoryview(np.ascontiguousarray(pixels, dtype="<u2")).cast("B")
+        atomic_write(path, lambda fh: fh.write(data), fsync=False)
 
     # --- content index: unchanged file -> known hash, without reading it -------------
     def _load_index(self) -> dict[str, str]:

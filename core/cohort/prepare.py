@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 ProgressFn = Callable[[int, int], None]
 SERIAL_BELOW = 24  # a pool costs ~1 s to start; not worth it for a handful of files
 CHUNK = 16
+# Cohorts this large also get a single packed file, so re-importing them maps one file.
+PACK_MIN_IMAGES = 1000
 
 
 @dataclass
@@ -103,23 +105,27 @@ def prepare_images(
         (pi, rank, rec) for pi, p in enumerate(cohort.patients) for rank, rec in enumerate(p.images)
     ]
     total = len(records)
+    report = _throttled(on_progress, total)
+    stats, known = _stat_all(records, cache)
+    if total >= PACK_MIN_IMAGES and all(known):
+        packed = cache.load_pack(known, cfg)
+        if packed is not None:
+            report(total, force=True)
+            return _assemble(cohort, packed, records, [_Result(i, s) for i, s in enumerate(known)])
+
     results: list[_Result | None] = [None] * total
-    stats: list[os.stat_result | None] = [None] * total
     misses: list[tuple[int, str]] = []
     size = cfg.resolution
     pixels = np.empty((total, size, size), dtype=np.uint16)  # filled as results arrive
     done = 0
-    report = _throttled(on_progress, total)
-    for i, (_, _, rec) in enumerate(records):
-        try:
-            st = stats[i] = os.stat(rec.path)
-        except OSError as exc:
-            results[i] = _Result(i, error=f"cannot read image file ({exc.strerror})")
+    for i, st in enumerate(stats):
+        if isinstance(st, str):
+            results[i] = _Result(i, error=st)
             done += 1
             continue
-        sha = cache.known_sha(rec.path, st)
+        sha = known[i]
         if not (sha and cache.get_into(sha, cfg, pixels[i])):
-            misses.append((i, str(rec.path)))
+            misses.append((i, str(records[i][2].path)))
             continue
         results[i] = _Result(i, sha)
         done += 1
@@ -131,13 +137,31 @@ def prepare_images(
             res.pixels = None
         results[res.index] = res
         st = stats[res.index]
-        if res.sha and st is not None:
+        if res.sha and not isinstance(st, str):
             cache.remember_sha(records[res.index][2].path, st, res.sha)
         done += 1
         report(done)
     cache.save_index()
+    if total >= PACK_MIN_IMAGES and all(r.error is None for r in results):
+        cache.save_pack([r.sha for r in results], cfg, pixels)
     report(total, force=True)
     return _assemble(cohort, pixels, records, results)
+
+
+def _stat_all(records, cache: ImageCache) -> tuple[list, list[str | None]]:
+    """Per image: its stat (or an error message) and its content hash if known unchanged."""
+    stats: list[os.stat_result | str] = []
+    known: list[str | None] = []
+    for _, _, rec in records:
+        try:
+            st = os.stat(rec.path)
+        except OSError as exc:
+            stats.append(f"cannot read image file ({exc.strerror})")
+            known.append(None)
+            continue
+        stats.append(st)
+        known.append(cache.known_sha(rec.path, st))
+    return stats, known
 
 
 def _decode_all(misses, cfg, cache_root: Path, workers: int | None):

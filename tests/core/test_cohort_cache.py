@@ -125,3 +125,25 @@ def test_broken_worker_pool_falls_back_to_this_process(small_cohort, tmp_path, m
     monkeypatch.setattr(prepare_mod, "CHUNK", 1)
     prepared = prepare_images(small_cohort, CFG, ImageCache(tmp_path / "cache"), workers=2)
     assert prepared.n_decoded == 5 and prepared.pixels.shape == (5, 32, 32)
+
+
+def test_large_cohorts_reimport_from_one_packed_file(
+    small_cohort, tmp_path, monkeypatch, images_dir
+):
+    monkeypatch.setattr(prepare_mod, "PACK_MIN_IMAGES", 1)
+    first = prepare_images(small_cohort, CFG, ImageCache(tmp_path / "cache"))
+    assert len(list((tmp_path / "cache" / "packs").rglob("*.u16"))) == 1
+
+    second = prepare_images(small_cohort, CFG, ImageCache(tmp_path / "cache"))
+    assert isinstance(second.pixels, np.memmap) and second.n_decoded == 0
+    assert np.array_equal(second.pixels, first.pixels)
+    second.pixels[0] = 0  # copy-on-write: the cache file keeps its pixels
+    third = prepare_images(small_cohort, CFG, ImageCache(tmp_path / "cache"))
+    assert np.array_equal(third.pixels, first.pixels)
+
+    target = small_cohort.patients[1].images[0].path
+    shutil.copyfile(images_dir / "person47_bacteria_229.jpeg", target)
+    os.utime(target, ns=(1, 1))
+    changed = prepare_images(small_cohort, CFG, ImageCache(tmp_path / "cache"))
+    assert changed.n_decoded == 1 and not np.array_equal(changed.pixels[1], first.pixels[1])
+    assert np.array_equal(changed.pixels[0], first.pixels[0])
