@@ -67,7 +67,16 @@ def load_cohort(
     if not root.is_dir():
         raise InputError("images root is not a folder", file=root)
 
-    mapping = _checked_mapping(df, mapping or guess_mapping(df.columns), outcome_column, table_path)
+    if mapping is None:
+        mapping = guess_mapping(df.columns)
+        if image_pattern:  # a pattern means one row per patient, whatever the header says
+            mapping = dataclasses.replace(mapping, image=None)
+    elif image_pattern and mapping.image:
+        raise InputError(
+            f"give either an image column ('{mapping.image}') or an image pattern, not both",
+            file=table_path,
+        )
+    mapping = _checked_mapping(df, mapping, outcome_column, table_path)
     if outcome is None:
         if not positive:
             counts = outcome_value_counts(df, mapping.outcome)

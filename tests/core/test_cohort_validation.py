@@ -196,3 +196,12 @@ def test_one_row_per_patient_with_file_pattern(tmp_path, images_dir):
     )
     assert [p.patient_id for p in png_only.patients] == ["K1"]
     assert {e.patient_id for e in png_only.exclusions} == {"K2", "K3", "K4"}
+
+
+def test_pattern_and_image_column_together_is_an_input_error(messy_table):
+    mapping = ColumnMapping(patient_id="Patient", image="Bild", outcome="BPD Grad")
+    with pytest.raises(InputError, match="either an image column"):
+        load_cohort(messy_table, mapping=mapping, positive=["2"], image_pattern="{patient_id}_*")
+    guessed = load_cohort(messy_table, positive=["2"], image_pattern="{patient_id}_*")
+    assert guessed.n_patients == 0  # the guessed image column gave way to the pattern
+    assert {e.reason for e in guessed.exclusions} >= {"no_images"}
