@@ -1,7 +1,7 @@
 """`bpd-gui --screenshots DIR`: render every view to DIR/<view>.png and exit.
 
 Uses the demo cohort and a finished run from the runs folder; without one, it trains a
-tiny run (demo cohort, 64 px, 2 folds, 1 epoch) through the real `bpd train` first.
+small run (demo cohort, 64 px, 2 folds, probe + 4 epochs) through the real `bpd train`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ from core import paths
 
 log = logging.getLogger(__name__)
 SIZE = (1280, 820)
-TINY_RUN = dict(preset="cpu-fast", init="random", strategy="progressive", cutmix=True,
-                folds=2, repeats=1, epochs=2, resolution=64, device="cpu")  # fmt: skip
+# Small, but with every phase: the probe, then layer4, layer3 and layer2 unfreezing.
+# Random init: it needs no downloaded weights.
+TINY_RUN = dict(preset="paper", init="random", strategy="probe+progressive", cutmix=True,
+                folds=2, repeats=1, epochs=4, resolution=64, batch_size=16,
+                device="cpu")  # fmt: skip
 
 
 def wait_for(app: QApplication, done: Callable[[], bool], timeout_s: float) -> bool:

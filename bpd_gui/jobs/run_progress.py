@@ -18,6 +18,15 @@ PHASE_TITLES = {
     "full": "full fine-tuning",
 }
 
+PHASE_LABELS = {  # on the plots' phase lines
+    "probe": "probe",
+    "head": "head",
+    "layer4": "+layer4",
+    "layer3": "+layer3",
+    "layer2": "+layer2",
+    "full": "full",
+}
+
 
 @dataclass
 class EpochRecord:
@@ -58,6 +67,7 @@ class RunProgress:
     traceback: str | None = None
     message: str | None = None
     summary: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None  # TrainConfig JSON from run_started
     last_seq: int = -1
     n_events: int = 0
 
@@ -86,6 +96,8 @@ class RunProgress:
         self.run_id = str(e.get("run_id", self.run_id))
         self.n_folds_total = e.get("n_folds_total", self.n_folds_total)
         self.n_patients = e.get("n_patients", self.n_patients)
+        if isinstance(e.get("config"), dict):
+            self.config = e["config"]
 
     def _on_fold_started(self, e: dict[str, Any]) -> None:
         self.status = "running"
@@ -174,6 +186,30 @@ class RunProgress:
         """Where phases change, from the fold being trained (else the first fold)."""
         fold = self.folds.get(self.current_fold or "") or next(iter(self.folds.values()), None)
         return sorted(fold.phase_starts.items()) if fold else []
+
+
+def describe_config(cfg: dict[str, Any] | None) -> str:
+    """One line: what this run trains (from its TrainConfig JSON)."""
+    if not cfg:
+        return ""
+    strategy = str(cfg.get("strategy", "?"))
+    epochs = str(cfg.get("epochs", "?"))
+    if strategy.startswith("probe"):
+        epochs = (
+            f"{cfg.get('probe_epochs', '?')} probe + {epochs}"
+            if "+" in strategy
+            else (f"{cfg.get('probe_epochs', '?')} probe")
+        )
+    cutmix = (cfg.get("cutmix_finetune") or {}).get("enabled")
+    parts = [
+        f"{cfg.get('init', '?')} init",
+        strategy + (" + CutMix" if cutmix else ""),
+        f"{cfg.get('cv_folds', '?')} folds × {cfg.get('cv_repeats', '?')}",
+        f"{epochs} epochs",
+        f"{cfg.get('resolution', '?')} px",
+        f"batch {cfg.get('batch_size', '?')}",
+    ]
+    return " · ".join(parts)
 
 
 def _num(value: Any) -> float | None:

@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from bpd_gui.jobs.job_queue import JobQueue
+from bpd_gui.jobs.run_progress import describe_config
 
 METRICS = (("auroc", "AUROC"), ("balanced_accuracy", "Bal. acc."), ("f1", "F1"),
            ("sensitivity", "Sens."), ("specificity", "Spec."))  # fmt: skip
@@ -19,8 +20,9 @@ class ResultsView(QWidget):
         self.table.setObjectName("results_table")
         self.table.setRootIsDecorated(False)
         self.table.setAlternatingRowColors(True)
+        metric_titles = [t for _, t in METRICS]
         self.table.setHeaderLabels(
-            ["Run", "Status", *(t for _, t in METRICS), "Pooled AUROC", "Patients", "Folds"]
+            ["Run", "Status", *metric_titles, "Pooled AUROC", "Patients", "Folds", "Settings"]
         )
         note = QLabel(
             "Mean ± SD over cross-validation folds (summary.json of each run). Per-infant "
@@ -50,9 +52,10 @@ class ResultsView(QWidget):
             n = s.get("n_patients")
             cells.append(f"{n} ({pos} pos.)" if n is not None else "")
             cells.append(str(s.get("n_folds", "")))
+            cells.append(describe_config(job.progress.config))
             item = QTreeWidgetItem(cells)
             item.setToolTip(0, str(job.run_dir))
-            for col in range(2, len(cells)):
+            for col in range(2, len(cells) - 1):
                 item.setTextAlignment(col, Qt.AlignRight | Qt.AlignVCenter)
             self.table.addTopLevelItem(item)
         for col in range(self.table.columnCount()):

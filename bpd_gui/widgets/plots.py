@@ -9,7 +9,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from bpd_gui.jobs.run_progress import PHASE_TITLES, RunProgress
+from bpd_gui.jobs.run_progress import PHASE_LABELS, RunProgress
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333")
 
@@ -17,13 +17,16 @@ FOLD_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
                "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]  # fmt: skip
 
 
-LABEL_OPTS = {"position": 0.08, "color": "#555", "rotateAxis": (1, 0), "anchors": [(0, 0), (0, 0)]}
+# Short phase names run up the line from near the bottom, where AUROC curves rarely go.
+LABELS_LOW = {"position": 0.04, "color": "#555", "rotateAxis": (1, 0), "anchors": [(0, 0), (0, 0)]}
 
 
 class PhaseMarkedPlot(pg.PlotWidget):
     """A plot over epochs with labelled vertical lines where the training phase changes."""
 
-    def __init__(self, title: str, y_label: str, legend_offset=(-10, 10), parent=None):
+    def __init__(
+        self, title: str, y_label: str, legend_offset=(-10, 10), labels=LABELS_LOW, parent=None
+    ):
         super().__init__(parent=parent)
         self.setTitle(title, size="10pt")
         self.setLabel("bottom", "epochs trained (fold)")
@@ -34,6 +37,7 @@ class PhaseMarkedPlot(pg.PlotWidget):
         self.addLegend(offset=legend_offset, labelTextSize="8pt")
         self._phase_lines: list[pg.InfiniteLine] = []
         self._marks: list[tuple[int, str]] = []
+        self._label_opts = labels
 
     def set_phase_marks(self, marks: list[tuple[int, str]]) -> None:
         if marks == self._marks:
@@ -47,8 +51,8 @@ class PhaseMarkedPlot(pg.PlotWidget):
                 pos=epoch,
                 angle=90,
                 pen=pg.mkPen("#999", style=pg.QtCore.Qt.PenStyle.DashLine),
-                label=PHASE_TITLES.get(phase, phase),
-                labelOpts=LABEL_OPTS,
+                label=PHASE_LABELS.get(phase, phase),
+                labelOpts=self._label_opts,
             )
             self.addItem(line, ignoreBounds=True)
             self._phase_lines.append(line)
@@ -60,8 +64,10 @@ class RunPlots(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.loss_plot = PhaseMarkedPlot("Training loss", "BCE loss")
-        # AUROC rises towards the top right: its legend sits bottom right, out of the way
-        self.auroc_plot = PhaseMarkedPlot("Test-fold AUROC", "AUROC", legend_offset=(-10, -10))
+        # low and left of the AUROC curves, just right of the probe line at epoch 0
+        self.auroc_plot = PhaseMarkedPlot(
+            "Test-fold AUROC", "AUROC", legend_offset=(45, -10), labels=LABELS_LOW
+        )
         self.auroc_plot.enableAutoRange(axis="y", enable=False)
         self.auroc_plot.setYRange(0.0, 1.0, padding=0.02)
         self.auroc_plot.addItem(

@@ -12,7 +12,12 @@ from PySide6.QtWidgets import (
 )
 
 from bpd_gui.jobs.run_job import RunJob
-from bpd_gui.jobs.run_progress import PHASE_TITLES, RunProgress, format_duration
+from bpd_gui.jobs.run_progress import (
+    PHASE_TITLES,
+    RunProgress,
+    describe_config,
+    format_duration,
+)
 from bpd_gui.widgets.plots import RunPlots
 
 
@@ -57,7 +62,11 @@ class RunPanel(QWidget):
             self.plots.clear()
             return
         p = job.progress
-        self.title.setText(f"<b>{job.name}</b> — {job.status_text()}")
+        settings = describe_config(p.config)
+        self.title.setText(
+            f"<b>{job.name}</b> — {job.status_text()}"
+            + (f"<br><span style='color:#555'>{settings}</span>" if settings else "")
+        )
         self.title.setToolTip(str(job.run_dir))
         self.status.setText(self._status_line(job, p))
         self._set_bar(p.fraction_done() or 0.0)

@@ -1,7 +1,7 @@
 """RunProgress built from real-schema events: plots' numbers, resume replays, failures."""
 
 from bpd_gui.jobs.events_tail import read_new_events
-from bpd_gui.jobs.run_progress import RunProgress, format_duration
+from bpd_gui.jobs.run_progress import RunProgress, describe_config, format_duration
 from tests.gui.events_writer import FakeRunWriter
 
 
@@ -69,3 +69,13 @@ def test_a_folds_final_auroc_is_plotted_at_its_last_epoch(tmp_path):
     assert p.folds["r0-f0"].epochs[0].test_auroc is None
     assert p.folds["r0-f0"].epochs[1].test_auroc == 0.7  # fold_finished metrics
     assert p.mean_auroc_by_epoch() == [(1, 0.7, 1)]
+
+
+def test_describe_config_of_the_paper_preset():
+    from core.training.config import paper_preset
+
+    text = describe_config(paper_preset().to_json())
+    assert text == (
+        "xrv init · probe+progressive + CutMix · 5 folds × 6 · 10 probe + 20 epochs · "
+        "512 px · batch 8"
+    )
