@@ -175,3 +175,11 @@ def clinical_baselines(patients: list[Patient], splits: list[Split]) -> dict:
         "irds_alone": irds_alone(patients, splits),
         "clinical_logistic": clinical_logistic(patients, splits),
     }
+
+
+def baselines_for_folds(patients: list[Patient], fold_infos: list[dict]) -> dict:
+    """`clinical_baselines` on a run's folds as written in folds/*/fold.json (dicts with
+    fold_id, train_patients, test_patients): the one call a runner needs before it
+    writes summary.json["baselines"]."""
+    splits = [(f["fold_id"], f["train_patients"], f["test_patients"]) for f in fold_infos]
+    return clinical_baselines(patients, splits)

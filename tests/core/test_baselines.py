@@ -107,3 +107,20 @@ def test_unknown_patient_in_a_fold_is_an_input_error():
     patients = [_patient("a", 1, irds=2), _patient("b", 0, irds=1)]
     with pytest.raises(InputError, match="'zz'"):
         clinical_baselines(patients, [("r0-f0", ["a"], ["b", "zz"])])
+
+
+def test_baselines_on_a_real_runs_folds():
+    # The folds of a real demo-cohort run (tests/data/run_folders), with IRDS grades made
+    # up to be perfectly separating: every test fold must then score AUROC 1.0.
+    from core.evaluation.baselines import baselines_for_folds
+
+    run = Path(__file__).resolve().parents[1] / "data" / "run_folders" / "demo-random"
+    infos = [json.loads(p.read_text()) for p in sorted(run.glob("folds/*/fold.json"))]
+    with open(run / "predictions.csv") as fh:
+        rows = [line.split(",")[:2] for line in fh.read().splitlines()[1:]]
+    patients = [_patient(pid, int(y), irds=3 if y == "1" else 1) for pid, y in rows]
+    out = baselines_for_folds(patients, infos)
+    assert out["n_folds"] == 6
+    assert [f["auroc"] for f in out["irds_alone"]["folds"]] == [1.0] * 6
+    assert out["clinical_logistic"]["variables"] == ["IRDS grade"]
+    assert out["clinical_logistic"]["auroc"]["mean"] == 1.0
