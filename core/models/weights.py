@@ -20,6 +20,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
+from urllib.request import getproxies
 
 import torch
 import torchvision
@@ -95,6 +96,8 @@ def build_resnet(init: str) -> nn.Module:
 
 def _host_reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
     """None when the URL's host accepts a connection, else the reason it does not."""
+    if getproxies().get("https"):
+        return None  # behind a proxy only the download itself can tell
     host = urlparse(url).hostname or ""
     try:
         with socket.create_connection((host, 443), timeout=timeout):

@@ -87,6 +87,15 @@ def test_offline_download_fails_at_once_with_the_reason(home, monkeypatch):
     assert not (home / "weights" / "torchvision" / "resnet50-11ad3fa6.pth").exists()
 
 
+def test_failed_download_through_a_dead_proxy_is_reported(home, monkeypatch):
+    # Goes through torchxrayvision's real download code; the proxy refuses at once.
+    for name in ("HTTPS_PROXY", "https_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    with pytest.raises(WeightsMissingError, match="download failed.*bpd weights import"):
+        registry.create_model("xrv")
+    assert not weights.weights_source("xrv").path().exists()
+
+
 def test_pickled_model_is_refused(tmp_path, home):
     bad = tmp_path / "whole_model.pt"
     torch.save(_xrv_layout_resnet(), bad)  # a pickled nn.Module, not a state_dict
