@@ -91,7 +91,7 @@ def test_failed_download_through_a_dead_proxy_is_reported(home, monkeypatch):
     # Goes through torchxrayvision's real download code; the proxy refuses at once.
     for name in ("HTTPS_PROXY", "https_proxy"):
         monkeypatch.setenv(name, "http://127.0.0.1:9")
-    with pytest.raises(WeightsMissingError, match="download failed.*bpd weights import"):
+    with pytest.raises(WeightsMissingError, match=r"download failed.*bpd weights import"):
         registry.create_model("xrv")
     assert not weights.weights_source("xrv").path().exists()
 
