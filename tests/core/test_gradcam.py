@@ -68,6 +68,12 @@ def test_cam_matches_hand_written_gradcam_on_real_image(model, x):
     np.testing.assert_allclose(cam, _reference_gradcam(model, x), atol=3e-3)
 
 
+def test_explained_logit_is_the_models_logit(model, x):
+    # Grad-CAM runs the model piecewise (features, pool, head); it must be model(x).
+    with torch.no_grad():
+        torch.testing.assert_close(gradcam._PositiveLogit(model)(x)[:, 0], model(x))
+
+
 def test_bfloat16_map_agrees_with_float32(model, x):
     exact = gradcam.explain(model, x, precision="float32")
     fast = gradcam.explain(model, x, precision="bfloat16")
