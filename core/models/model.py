@@ -54,7 +54,9 @@ class BPDModel(nn.Module):
     """ResNet-50 features + BPD head. `backbone` is a torchvision-style ResNet
     (conv1, bn1, relu, maxpool, layer1-4) whose own classifier is not used."""
 
-    def __init__(self, backbone: nn.Module, normalization: str, channels: int, dropout: float = 0.1):
+    def __init__(
+        self, backbone: nn.Module, normalization: str, channels: int, dropout: float = 0.1
+    ):
         super().__init__()
         self.adapter = InputAdapter(normalization, channels)
         self.backbone = backbone

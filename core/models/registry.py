@@ -81,7 +81,7 @@ def weights_available(init: str, weights_dir=None) -> bool:
     get_spec(init)
     if init not in weights.PRETRAINED_INITS:
         return True
-    return weights.weights_source(init).path(weights_dir).is_file()
+    return weights.find_weights(init, weights_dir) is not None
 
 
 def build_model(init: str, *, dropout: float = 0.1, seed: int | None = None) -> BPDModel:

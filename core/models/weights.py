@@ -130,12 +130,30 @@ def _download(src: WeightsSource, weights_dir) -> None:
             )
 
 
+def library_cache_path(src: WeightsSource) -> Path:
+    """Where torchxrayvision / torchvision keep this file by default (~/.torchxrayvision,
+    $TORCH_HOME/hub/checkpoints): sites that used those libraries may have it already."""
+    if src.init == "xrv":
+        return Path(_import_xrv().utils.get_cache_dir()) / src.file_name
+    return Path(torch.hub.get_dir()) / "checkpoints" / src.file_name
+
+
+def find_weights(init: str, weights_dir=None) -> Path | None:
+    """The init's weights file on this machine (our cache first), or None."""
+    src = weights_source(init)
+    for path in (src.path(weights_dir), library_cache_path(src)):
+        if path.is_file():
+            return path
+    return None
+
+
 def ensure_weights(init: str, weights_dir=None, allow_download: bool = True) -> Path:
     """Path of the init's weights file, downloading it when allowed and possible."""
+    found = find_weights(init, weights_dir)
+    if found is not None:
+        return found
     src = weights_source(init)
     path = src.path(weights_dir)
-    if path.is_file():
-        return path
     if not allow_download:
         raise _missing(src, weights_dir, "downloads are switched off")
     reason = _host_reachable(src.url)
@@ -247,12 +265,12 @@ def weights_status(weights_dir=None) -> list[dict]:
     out = []
     for init in PRETRAINED_INITS:
         src = weights_source(init)
-        path = src.path(weights_dir)
+        found = find_weights(init, weights_dir)
         out.append(
             {
                 "init": init,
-                "present": path.is_file(),
-                "path": str(path),
+                "present": found is not None,
+                "path": str(found or src.path(weights_dir)),
                 "file_name": src.file_name,
                 "url": src.url,
             }

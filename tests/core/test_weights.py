@@ -37,6 +37,9 @@ def xrv_state_file(tmp_path_factory):
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("BPD_STUDIO_HOME", str(tmp_path / "home"))
+    # The libraries' own caches (~/.torchxrayvision, $TORCH_HOME) are looked at too.
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "user" / "torch"))
     return tmp_path / "home"
 
 
@@ -67,6 +70,16 @@ def test_import_lands_where_torchxrayvision_looks(xrv_state_file, home):
     resolved = xrv.models.get_weights(weights.XRV_WEIGHTS, cache_dir=str(dest.parent))
     assert resolved == str(dest)
     assert dest.name == "pc-nih-rsna-siim-vin-resnet50-test512-e400-state.pt"
+
+
+def test_file_already_in_torchxrayvision_cache_is_used(xrv_state_file, home, tmp_path):
+    path, state = xrv_state_file
+    xrv_cache = tmp_path / "user" / ".torchxrayvision" / "models_data"
+    xrv_cache.mkdir(parents=True)
+    (xrv_cache / weights.weights_source("xrv").file_name).write_bytes(path.read_bytes())
+    assert registry.weights_available("xrv")
+    model = registry.create_model("xrv", allow_download=False)
+    assert torch.equal(model.backbone.layer1[0].conv1.weight, state["layer1.0.conv1.weight"])
 
 
 def test_missing_weights_name_file_folder_url_and_import_command(home):
