@@ -97,6 +97,36 @@ def _folds_section(run: RunData) -> str:
     return table(header, rows)
 
 
+def baselines_from_cohort_table(run: RunData) -> tuple[dict, str]:
+    """Baselines for a run whose summary.json has none, from the cohort table named in
+    config.json (table only, no images), on the run's own folds. Returns (baselines or
+    {}, a sentence saying where they came from or why there are none)."""
+    from core.cohort.loader import load_cohort
+    from core.errors import BPDError
+    from core.evaluation.baselines import clinical_baselines
+
+    source = run.config.get("cohort_source") or {}
+    outcome = source.get("outcome") if isinstance(source.get("outcome"), dict) else {}
+    if not source.get("table") or not outcome.get("column"):
+        return {}, "No clinical baselines: summary.json has none and config.json names no table."
+    try:
+        cohort = load_cohort(
+            source["table"],
+            images_root=source.get("images_root"),
+            outcome_column=outcome["column"],
+            positive=outcome.get("positive"),
+            negative=outcome.get("negative") or None,
+        )
+        splits = [(f.fold_id, f.train_patients, f.test_patients) for f in run.folds]
+        base = clinical_baselines(cohort.patients, splits)
+    except (BPDError, OSError, KeyError, ValueError) as exc:
+        return {}, f"No clinical baselines: the cohort table could not be re-read ({exc})."
+    return base, (
+        f"Baselines computed now from {source['table']} (summary.json has none), "
+        "on this run's folds."
+    )
+
+
 def _baselines_section(run: RunData, stats: dict[str, dict]) -> str:
     rows = [
         [
@@ -107,6 +137,9 @@ def _baselines_section(run: RunData, stats: dict[str, dict]) -> str:
         ]
     ]
     base = run.summary.get("baselines") or {}
+    source_note = ""
+    if not base:
+        base, source_note = baselines_from_cohort_table(run)
     for key in ("irds_alone", "clinical_logistic"):
         b = base.get(key)
         if not b:
@@ -126,14 +159,7 @@ def _baselines_section(run: RunData, stats: dict[str, dict]) -> str:
                 e(note.strip()),
             ]
         )
-    text = (
-        ""
-        if base
-        else (
-            "<p class=muted>No clinical baselines in summary.json for this run (the cohort "
-            "table had no clinical variables, or the run predates them).</p>"
-        )
-    )
+    text = f"<p class=muted>{e(source_note)}</p>" if source_note else ""
     matrix = table(["score", "AUROC mean ± SD over folds", "pooled AUROC", "notes"], rows)
     return matrix + text + "<p class=muted>All rows use the same folds as the image model.</p>"
 

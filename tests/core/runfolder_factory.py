@@ -43,9 +43,10 @@ def make_run_folder(
     threshold: float = 0.5,
     init: str = "xrv",
     baselines: dict | None = None,
+    cohort_source: dict | None = None,
 ) -> Path:
     """Write a finished run. Same `fold_seed` and patients -> same folds (comparable runs);
-    `score_seed`/`signal` change the "model"."""
+    `score_seed`/`signal` change the "model". `cohort_source` as train_cmd writes it."""
     run_dir = Path(run_dir)
     (run_dir / "folds").mkdir(parents=True, exist_ok=True)
     ids = patient_ids or [f"P{i:03d}" for i in range(n_patients)]
@@ -150,10 +151,16 @@ def make_run_folder(
             "cv_repeats": repeats,
             "threshold": threshold,
         },
-        "cohort_source": {
-            "table": "/data/site/cohort.csv",
-            "images_root": "/data/site",
-            "outcome": "bpd_grade",
+        "cohort_source": cohort_source
+        or {
+            "table": "/data/site/cohort.csv",  # not on this machine, as after moving a run
+            "images_root": None,
+            "mapping": None,
+            "outcome": {
+                "column": "bpd_grade",
+                "positive": ["moderate", "severe"],
+                "negative": ["none", "mild"],
+            },
         },
         "preprocess": {"resolution": 64, "center_crop": None},
         "versions": {"python": "3.11", "torch": "2.14.1", "bpd": "0.1.0"},

@@ -3,6 +3,7 @@
 import csv
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -178,3 +179,36 @@ def test_patients_untested_in_a_repeat_show_a_dash(run_dir):
     html = write_report(run_dir).read_text(encoding="utf-8")
     row = re.search(rf"<td class=l>{first[0]}</td>.*?</tr>", html).group(0)
     assert row.endswith("<td>–</td></tr>")
+
+
+def test_report_computes_missing_baselines_from_the_cohort_table(tmp_path):
+    # A cohort table with clinical columns and real images, as `bpd train` would have read.
+    demo = Path(__file__).resolve().parents[2] / "resources" / "demo_cohort" / "images"
+    images = sorted((demo / "NORMAL").glob("*.jpeg"))[:30]
+    (tmp_path / "images").mkdir()
+    ids = [f"P{i:03d}" for i in range(30)]
+    lines = ["patient_id,image,bpd_grade,gestational_age,birth_weight,irds"]
+    for i, pid in enumerate(ids):
+        shutil.copy(images[i], tmp_path / "images" / f"{pid}.jpeg")
+        grade = "severe" if i < 12 else "mild"
+        irds = 3 if i < 12 else 1 + (i % 2)  # IRDS separates the outcomes perfectly
+        lines.append(f"{pid},images/{pid}.jpeg,{grade},{24 + i % 5},{600 + 10 * i},{irds}")
+    table = tmp_path / "cohort.csv"
+    table.write_text("\n".join(lines) + "\n")
+    source = {
+        "table": str(table),
+        "images_root": None,
+        "mapping": None,
+        "outcome": {"column": "bpd_grade", "positive": ["severe"], "negative": ["mild"]},
+    }
+    run = make_run_folder(tmp_path / "run", patient_ids=ids, n_positive=12, cohort_source=source)
+    html = write_report(run).read_text(encoding="utf-8")
+    assert "Baselines computed now from" in html
+    row = re.search(r"<td class=l>IRDS grade alone</td>.*?</tr>", html).group(0)
+    assert "<td>1.000 ± 0.000</td><td>1.000</td>" in row
+    assert "Logistic regression on clinical variables" in html
+
+
+def test_report_says_why_baselines_are_missing(run_dir):
+    html = write_report(run_dir).read_text(encoding="utf-8")
+    assert "No clinical baselines: the cohort table could not be re-read" in html
