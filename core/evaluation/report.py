@@ -146,7 +146,10 @@ def _baselines_section(run: RunData, stats: dict[str, dict]) -> str:
             continue
         note = b.get("skipped") or b.get("note") or ""
         if b.get("variables"):
-            note = "variables: " + ", ".join(b["variables"]) + ". " + (b.get("imputation") or "")
+            imputation = b.get("imputation") or ""
+            note = (
+                f"Variables: {', '.join(b['variables'])}. {imputation[:1].upper()}{imputation[1:]}"
+            )
         if b.get("skipped_variables"):
             note += " Skipped: " + "; ".join(
                 f"{k} ({v})" for k, v in b["skipped_variables"].items()
@@ -160,7 +163,8 @@ def _baselines_section(run: RunData, stats: dict[str, dict]) -> str:
             ]
         )
     text = f"<p class=muted>{e(source_note)}</p>" if source_note else ""
-    matrix = table(["score", "AUROC mean ± SD over folds", "pooled AUROC", "notes"], rows)
+    header = ["score", "AUROC mean ± SD over folds", "pooled AUROC", "notes"]
+    matrix = table(header, rows, text_cols=(3,))
     return matrix + text + "<p class=muted>All rows use the same folds as the image model.</p>"
 
 

@@ -29,12 +29,16 @@ def mean_sd(stat: dict | None) -> str:
     return f"{num(stat['mean'])} ± {num(sd)}" if sd is not None else num(stat["mean"])
 
 
-def table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
-    """HTML table from already-escaped cells; the first `left` columns align left."""
+def table(
+    header: list[str], rows: list[list[str]], left: int = 1, text_cols: tuple[int, ...] = ()
+) -> str:
+    """HTML table from already-escaped cells; the first `left` columns and `text_cols`
+    align left (text), the rest right (numbers)."""
 
     def cells(tag: str, row: list[str]) -> str:
         return "".join(
-            f"<{tag}{' class=l' if i < left else ''}>{c}</{tag}>" for i, c in enumerate(row)
+            f"<{tag}{' class=l' if i < left or i in text_cols else ''}>{c}</{tag}>"
+            for i, c in enumerate(row)
         )
 
     body = "".join(f"<tr>{cells('td', r)}</tr>" for r in rows)
