@@ -6,6 +6,7 @@ the layout torchxrayvision / torchvision publish (torchvision ResNet-50, 18 clas
 """
 
 import argparse
+import json
 import logging
 
 import pytest
@@ -171,6 +172,11 @@ def test_imagenet_import_and_cli_status(tmp_path, home, capsys, caplog):
     args.func(args)
     out = capsys.readouterr().out
     assert "imagenet  present" in out and "xrv       missing" in out
+    args = parser.parse_args(["weights", "status", "--json"])
+    args.func(args)
+    rows = {row["init"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["imagenet"]["present"] and not rows["xrv"]["present"]
+    assert rows["xrv"]["file_name"] == "pc-nih-rsna-siim-vin-resnet50-test512-e400-state.pt"
 
     model = registry.create_model("imagenet", allow_download=False)
     assert torch.equal(model.backbone.conv1.weight, state["conv1.weight"])
