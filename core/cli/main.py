@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "core.cli.weights_cmd",
     "core.cli.cohort_cmd",
     "core.cli.report_cmd",
+    "core.cli.train_cmd",
 )
 
 

@@ -1,0 +1,1 @@
+"""Run folders, the event stream, checkpoints and the job runner."""

@@ -1,0 +1,102 @@
+"""The event stream every job emits: one small JSON object per line in events.jsonl.
+
+The CLI prints these as progress; the app plots them. Both read only this schema, so
+it is the contract between `core` and every client. Every event has:
+
+    type     one of EVENT_TYPES
+    time     seconds since the epoch (float)
+    seq      position in the run's stream (0, 1, 2, ...)
+
+and the fields listed per type below (all JSON-serialisable, no numpy types).
+
+    run_started     run_id, run_dir, n_folds_total, n_patients, n_positive, config
+    fold_started    fold_id ("r<repeat>-f<fold>"), repeat, fold, n_train, n_test
+    epoch_started   fold_id, epoch (0-based, over the whole fold: probe + fine-tuning),
+                    n_epochs, phase ("probe", "head", "layer4", "layer3", "layer2", "full")
+    batch           fold_id, epoch, batch, n_batches, loss   (throttled, not every batch)
+    epoch_finished  fold_id, epoch, n_epochs, phase, train_loss, test_auroc (or null),
+                    lrs {group: lr at epoch end}, seconds
+    fold_finished   fold_id, metrics {auroc, balanced_accuracy, f1, sensitivity,
+                    specificity, precision, npv}
+    progress        done, total (units of work, e.g. batches over the whole run), eta_s
+    warning         message
+    run_finished    summary (the content of summary.json)
+    run_cancelled   message (the run can be resumed)
+    run_failed      error, traceback (the run can be resumed where that makes sense)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+EVENT_TYPES = (
+    "run_started",
+    "fold_started",
+    "epoch_started",
+    "batch",
+    "epoch_finished",
+    "fold_finished",
+    "progress",
+    "warning",
+    "run_finished",
+    "run_cancelled",
+    "run_failed",
+)
+
+TERMINAL_TYPES = ("run_finished", "run_cancelled", "run_failed")
+
+
+def make_event(type_: str, seq: int, **fields: Any) -> dict[str, Any]:
+    if type_ not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type_!r}")
+    return {"type": type_, "time": time.time(), "seq": seq, **fields}
+
+
+class EventLog:
+    """Appends events to events.jsonl, one line each, flushed and fsynced per line.
+
+    A kill can at worst cut the last line short; `read_events` skips such a line.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._seq = sum(1 for _ in read_events(self.path)) if self.path.exists() else 0
+
+    def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
+        import os
+
+        event = make_event(type_, self._seq, **fields)
+        self._seq += 1
+        line = json.dumps(event, default=_json_default) + "\n"
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return event
+
+
+def _json_default(obj: Any) -> Any:
+    # numpy scalars and paths sneak into events; store them as plain JSON.
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)
+
+
+def read_events(path: str | Path, start: int = 0) -> Iterator[dict[str, Any]]:
+    """Yield the events of a (possibly still growing) events.jsonl from byte `start`."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as fh:
+        fh.seek(start)
+        for line in fh:
+            if not line.endswith("\n"):
+                break  # a line still being written, or cut short by a kill
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue

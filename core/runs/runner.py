@@ -1,0 +1,198 @@
+"""Cross-validation as a job: folds -> FoldTrainer -> fold files -> run summary.
+
+`run_cv` works the same for a new run and a resumed one: finished folds are read back
+from disk, an unfinished fold continues from its checkpoint (last finished epoch).
+Cancellation (CancelToken) stops after the current batch, marks the run "cancelled"
+and raises core.errors.Cancelled; the folder stays resumable.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from core.errors import Cancelled, RunError
+from core.runs.folder import FoldFolder, RunFolder, write_csv
+from core.runs.summary import pooled_predictions, prediction_fields, run_summary
+from core.training.config import TrainConfig
+from core.training.data import TrainingData
+from core.training.folds import Fold, fold_seed, make_folds, scored_images, training_images
+from core.training.loop import FoldResult, FoldTrainer, fold_work
+from core.training.runtime import CancelToken, Progress, Runtime, resolve_runtime
+
+log = logging.getLogger(__name__)
+ModelFactory = Callable[[int], nn.Module]  # fold seed -> fresh model
+
+
+def run_cv(
+    run: RunFolder,
+    data: TrainingData,
+    cfg: TrainConfig,
+    model_factory: ModelFactory,
+    *,
+    cancel: CancelToken | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    runtime: Runtime | None = None,
+) -> dict[str, Any]:
+    cancel = cancel or CancelToken()
+    log_ = run.events()
+
+    def emit(type_: str, **fields: Any) -> dict[str, Any]:
+        event = log_.emit(type_, **fields)
+        if on_event:
+            on_event(event)
+        return event
+
+    run.write_state("running")
+    try:
+        summary = _run(run, data, cfg, model_factory, cancel, emit, runtime or resolve_runtime(cfg))
+    except Cancelled as exc:
+        run.write_state("cancelled")
+        emit("run_cancelled", message=f"{exc}; continue with `bpd resume {run.path}`")
+        raise
+    except BaseException as exc:
+        run.write_state("failed", error=f"{type(exc).__name__}: {exc}")
+        emit("run_failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        raise
+    run.write_state("finished")
+    emit("run_finished", summary=summary)
+    return summary
+
+
+def _run(run, data, cfg, model_factory, cancel, emit, runtime) -> dict[str, Any]:
+    torch.use_deterministic_algorithms(runtime.device.type == "cpu", warn_only=True)
+    folds = make_folds(data.labels, cfg.cv_folds, cfg.cv_repeats, cfg.seed, cfg.cv_scheme)
+    work = {f.fold_id: _work(data, cfg, f) for f in folds}
+    done = sum(work[f.fold_id] for f in folds if run.fold(f.fold_id).finished)
+    progress = Progress(sum(work.values()), done)
+    emit(
+        "run_started",
+        run_id=run.run_id,
+        run_dir=str(run.path),
+        n_folds_total=len(folds),
+        n_patients=len(data.labels),
+        n_positive=int(data.labels.sum()),
+        config=cfg.to_json(),
+        runtime=runtime.to_json(),
+        resumed=done > 0 or any(run.fold(f.fold_id).read() for f in folds),
+    )
+    rows: list[dict[str, Any]] = []
+    fold_results: list[dict[str, Any]] = []
+    for fold in folds:
+        folder = run.fold(fold.fold_id)
+        info = folder.read()
+        if info and info.get("finished"):
+            _check_same_patients(info, fold, data)
+            rows.extend(folder.read_predictions())
+            fold_results.append(info)
+            continue
+        if info:
+            _check_same_patients(info, fold, data)
+        info = _fold_info(fold, data, cfg)
+        folder.write(info)
+        emit(
+            "fold_started",
+            fold_id=fold.fold_id,
+            repeat=fold.repeat,
+            fold=fold.fold,
+            n_train=len(fold.train),
+            n_test=len(fold.test),
+        )
+        model = model_factory(fold_seed(cfg.seed, fold.repeat, fold.fold))
+        trainer = FoldTrainer(
+            data,
+            fold,
+            cfg,
+            runtime,
+            model,
+            emit=emit,
+            cancel=cancel,
+            checkpoints=folder,
+            progress=progress,
+        )
+        result = trainer.run()
+        fold_rows = _write_fold(folder, info, result, data, cfg)
+        rows.extend(fold_rows)
+        fold_results.append(folder.read())
+        emit("fold_finished", fold_id=fold.fold_id, metrics=_metric_fields(result.metrics))
+        progress.done = sum(work[f["fold_id"]] for f in fold_results)
+        emit("progress", **progress.fields())
+    pooled = pooled_predictions(rows, cfg.cv_repeats)
+    write_csv(run.path / "predictions.csv", pooled, prediction_fields(cfg.cv_repeats))
+    summary = run_summary(fold_results, pooled, len(data.labels), int(data.labels.sum()))
+    run.write_summary(summary)
+    return summary
+
+
+def _work(data: TrainingData, cfg: TrainConfig, fold: Fold) -> float:
+    n_train = len(training_images(data.image_patient, fold.train))
+    n_test = len(scored_images(data.image_patient, data.image_rank, fold.test, cfg.test_images))
+    return fold_work(cfg, n_train, n_test)
+
+
+def _fold_info(fold: Fold, data: TrainingData, cfg: TrainConfig) -> dict[str, Any]:
+    return {
+        "fold_id": fold.fold_id,
+        "repeat": fold.repeat,
+        "fold": fold.fold,
+        "train_patients": [data.patient_ids[i] for i in fold.train],
+        "test_patients": [data.patient_ids[i] for i in fold.test],
+        "metrics": {},
+        "threshold": cfg.threshold,
+        "history": [],
+        "finished": False,
+    }
+
+
+def _check_same_patients(info: dict[str, Any], fold: Fold, data: TrainingData) -> None:
+    expected = [data.patient_ids[i] for i in fold.test]
+    if info.get("test_patients") != expected:
+        raise RunError(
+            f"fold {fold.fold_id}: the cohort no longer gives the same test patients as when "
+            "the run started (table, images or settings changed); start a new run instead"
+        )
+
+
+def _metric_fields(metrics: dict[str, float]) -> dict[str, float | None]:
+    from core.runs.summary import _clean_tree
+
+    return _clean_tree(dict(metrics))
+
+
+def _write_fold(
+    folder: FoldFolder,
+    info: dict[str, Any],
+    result: FoldResult,
+    data: TrainingData,
+    cfg: TrainConfig,
+) -> list[dict[str, Any]]:
+    rows = [
+        {
+            "patient_id": data.patient_ids[int(p)],
+            "label": int(label),
+            "prob": float(prob),
+            "logit": float(logit),
+            "repeat": result.fold.repeat,
+            "fold": result.fold.fold,
+        }
+        for p, label, prob, logit in zip(
+            result.patient_index, result.labels, result.probs, result.logits, strict=True
+        )
+    ]
+    folder.save_model(result.model_state)
+    folder.write_predictions(rows)
+    history = [{k: v for k, v in h.items() if k != "work"} for h in result.history]
+    info = {**info, "metrics": _metric_fields(result.metrics), "history": history, "finished": True}
+    folder.write(info)
+    # The final model.pt replaces the resume state; a finished fold is never retrained.
+    checkpoint = folder.path / "checkpoint.pt"
+    if checkpoint.exists():
+        checkpoint.unlink()
+    if not folder.finished:
+        raise RunError(f"could not record fold {result.fold.fold_id} as finished")
+    return rows

@@ -1,0 +1,130 @@
+"""Where and in which precision training runs; cancellation; progress accounting.
+
+Device "auto": CUDA, then Apple MPS, then CPU. Precision "auto": on CUDA bf16 where the
+GPU supports it, else fp16 with a GradScaler; on a CPU with native bfloat16
+(AVX512-BF16 / AMX) bf16 autocast with channels_last; fp32 otherwise (and on MPS).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+
+import torch
+
+from core.errors import InputError
+from core.training.config import TrainConfig
+
+
+def cpu_has_bf16() -> bool:
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    precision: str  # "fp32", "bf16" or "fp16"
+    channels_last: bool
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        dtype = self.autocast_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def to_json(self) -> dict:
+        return {
+            "device": str(self.device),
+            "precision": self.precision,
+            "channels_last": self.channels_last,
+        }
+
+
+def resolve_runtime(cfg: TrainConfig) -> Runtime:
+    device = _resolve_device(cfg.device)
+    precision = cfg.precision
+    if precision == "auto":
+        if device.type == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        elif device.type == "cpu" and cpu_has_bf16():
+            precision = "bf16"
+        else:
+            precision = "fp32"
+    if precision == "fp16" and device.type == "cpu":
+        raise InputError("precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    channels_last = device.type == "cuda" or (device.type == "cpu" and precision == "bf16")
+    return Runtime(device, precision, channels_last)
+
+
+def _resolve_device(name: str) -> torch.device:
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if name == "cuda" and not cuda:
+        raise InputError("device cuda was asked for, but no CUDA GPU is available")
+    if name == "mps" and not mps:
+        raise InputError("device mps was asked for, but Apple MPS is not available")
+    return torch.device(name)
+
+
+class CancelToken:
+    """Set from a signal handler or another thread; the loop checks it between batches."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = "cancelled by the user"
+
+    def cancel(self, reason: str | None = None) -> None:
+        if reason:
+            self.reason = reason
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+class Progress:
+    """Work units done/total over the whole run and an ETA from the measured rate."""
+
+    def __init__(self, total: float, done: float = 0.0, min_interval_s: float = 1.0):
+        self.total = max(total, 1e-9)
+        self.done = done
+        self._start_done = done
+        self._t0 = time.monotonic()
+        self._last_emit = 0.0
+        self.min_interval_s = min_interval_s
+
+    def advance(self, units: float) -> None:
+        self.done = min(self.total, self.done + units)
+
+    def eta_s(self) -> float | None:
+        elapsed = time.monotonic() - self._t0
+        worked = self.done - self._start_done
+        if worked <= 0 or elapsed <= 0:
+            return None
+        return (self.total - self.done) * elapsed / worked
+
+    def due(self, force: bool = False) -> bool:
+        now = time.monotonic()
+        if force or now - self._last_emit >= self.min_interval_s:
+            self._last_emit = now
+            return True
+        return False
+
+    def fields(self) -> dict:
+        eta = self.eta_s()
+        return {
+            "done": round(self.done, 3),
+            "total": round(self.total, 3),
+            "eta_s": None if eta is None else round(eta, 1),
+        }
