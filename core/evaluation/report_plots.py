@@ -130,7 +130,8 @@ def history_section(run: RunData) -> str:
             width=540,
             legend="right",
         )
-        + "</div><p class=muted>Per-epoch test AUROC is shown for insight only: the method "
+        + "</div><p class=muted>Thin lines: single folds; black: mean over folds. "
+        "Per-epoch test AUROC is shown for insight only: the method "
         "scores the last epoch's model (no early stopping on the test fold); the last "
         "point is the fold's result.</p>"
     )
