@@ -149,6 +149,18 @@ def test_delong_hand_computed_example():
     assert cov[0, 0] == pytest.approx(1 / 81 + 1 / 81)
 
 
+def test_delong_on_the_hanley_mcneil_1982_worked_example():
+    # Hanley & McNeil, Radiology 143:29-36 (1982), Table 1: CT ratings 1-5 of 58 normal
+    # and 51 abnormal patients. Published: AUC 0.893, SE 0.032 (their exponential
+    # approximation; DeLong's nonparametric SE estimates the same quantity).
+    normal = [1] * 33 + [2] * 6 + [3] * 6 + [4] * 11 + [5] * 2
+    abnormal = [1] * 3 + [2] * 2 + [3] * 2 + [4] * 11 + [5] * 33
+    y = [0] * len(normal) + [1] * len(abnormal)
+    aucs, cov = delong_covariance(y, [normal + abnormal])
+    assert round(float(aucs[0]), 3) == 0.893
+    assert math.sqrt(cov[0, 0]) == pytest.approx(0.032, abs=0.002)
+
+
 def test_delong_identical_scores_have_no_difference():
     y = [0, 1, 0, 1, 1, 0]
     s = [0.2, 0.7, 0.4, 0.6, 0.3, 0.1]
