@@ -28,8 +28,10 @@ def create_app(argv: list[str]):
     from PySide6.QtWidgets import QApplication
 
     from bpd_gui.icons import app_icon
+    from bpd_gui.qt_compat import guard_none_refcount
 
     app = QApplication.instance() or QApplication(argv)
+    guard_none_refcount()
     app.setApplicationName("BPD Studio")
     app.setOrganizationName("BPD Studio")
     app.setWindowIcon(app_icon())

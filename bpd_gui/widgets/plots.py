@@ -86,16 +86,19 @@ class RunPlots(QWidget):
         )  # fmt: skip
         self._fold_curves: dict[str, pg.PlotDataItem] = {}
         self._mean_curve = self.auroc_plot.plot(
-            [], [], pen=pg.mkPen("k", width=3), name="mean across folds"
-        )
+            [], [], pen=pg.mkPen("k", width=3), symbol="s", symbolSize=7, symbolBrush="k",
+            name="mean across folds",
+        )  # fmt: skip
 
     def clear(self) -> None:
         self.show_progress(RunProgress())
 
     def show_progress(self, progress: RunProgress) -> None:
+        # the fold in training; one that has only just started shows the previous fold's
+        with_data = [f for f in progress.folds.values() if f.epochs or f.batch_losses]
         fold = progress.folds.get(progress.current_fold or "")
-        if fold is None and progress.folds:
-            fold = list(progress.folds.values())[-1]
+        if fold is None or not (fold.epochs or fold.batch_losses):
+            fold = with_data[-1] if with_data else fold
         if fold is not None:
             self._batch_curve.setData(
                 [x for x, _ in fold.batch_losses], [y for _, y in fold.batch_losses]
@@ -137,6 +140,11 @@ class RunPlots(QWidget):
                 )  # fmt: skip
                 self._fold_curves[fold_id] = curve
             curve.setData([r.epoch + 1 for r in recs], [r.test_auroc for r in recs])
+        per_epoch = (progress.config or {}).get("eval_every_epoch", True)
+        self.auroc_plot.setTitle(
+            "Test-fold AUROC" + ("" if per_epoch else " — each fold scored after its last epoch"),
+            size="10pt",
+        )
         mean = progress.mean_auroc_by_epoch()
         self._mean_curve.setData([ep + 1 for ep, _, _ in mean], [m for _, m, _ in mean])
 
