@@ -1,10 +1,11 @@
 """Guard against a PySide6 6.12.0 bug that aborts the app on Python 3.11.
 
 6.12.0 drops a reference to None whenever a Qt call returns a null pointer (e.g.
-QGraphicsItem.parentItem() of a top-level item); pyqtgraph makes such calls on every
-redraw, so None's reference count falls until Python aborts with "deallocating None"
-after a few minutes of live plots. pyproject excludes 6.12.0; where it is installed
-anyway, the app makes None effectively immortal, as Python 3.12 does itself.
+QGraphicsItem.parentItem() of a top-level item), and likewise to True/False; pyqtgraph
+makes such calls on every redraw, so their reference counts fall until Python aborts
+("deallocating None") a few minutes into live plots. pyproject excludes 6.12.0; where
+it is installed anyway, the app makes these singletons effectively immortal, as Python
+3.12 does itself.
 """
 
 from __future__ import annotations
@@ -40,5 +41,6 @@ def guard_none_refcount() -> bool:
         "version (pip install 'PySide6-Essentials!=6.12.0') to remove this message.",
         PySide6.__version__,
     )
-    ctypes.c_ssize_t.from_address(id(None)).value += IMMORTAL
+    for singleton in (None, True, False):
+        ctypes.c_ssize_t.from_address(id(singleton)).value += IMMORTAL
     return True
