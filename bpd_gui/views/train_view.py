@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -55,6 +56,7 @@ class TrainView(QWidget):
         self.start_button.clicked.connect(self.start_run)
 
         settings_box = QGroupBox("New run")
+        settings_box.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)  # the list gives way
         box_layout = QVBoxLayout(settings_box)
         box_layout.addWidget(self.cohort_label)
         box_layout.addWidget(self.form)
@@ -185,8 +187,7 @@ class TrainView(QWidget):
     def _on_bench_unavailable(self, reason: str) -> None:
         self.estimate_button.setEnabled(True)
         self.estimate_label.setText(
-            f"No quick measurement ({reason}): the estimate follows from the first "
-            "epoch's measured time once the run starts."
+            f"No quick measurement ({reason}); the run's ETA comes from its first epoch."
         )
 
     # --- starting runs ----------------------------------------------------------------

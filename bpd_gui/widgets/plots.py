@@ -120,7 +120,8 @@ class RunPlots(QWidget):
                 plot.setXRange(0, n_epochs, padding=0.02)
             else:
                 plot.enableAutoRange(axis="x", enable=True)
-        marks = progress.phase_marks()
+        # phase lines of the fold on show (the one in training, or the last with data)
+        marks = sorted(fold.phase_starts.items()) if fold is not None else []
         self.loss_plot.set_phase_marks(marks)
         self.auroc_plot.set_phase_marks(marks)
 
