@@ -51,10 +51,13 @@ class MainWindow(QMainWindow):
             "results": ResultsView(self.queue),
             "review": ComingLaterView(
                 "Review", "Per-infant review: each test-fold prediction with its radiograph "
-                "and a Grad-CAM saliency map, sorted by error."),
+                "and a Grad-CAM saliency map, sorted by error.",
+                "<code>bpd report RUN_DIR</code> writes a run's report "
+                "(metrics, baselines, out-of-fold predictions)."),
             "predict": ComingLaterView(
                 "Predict", "Score new radiographs (a table or single images) with a trained "
-                "run's models, with saliency maps."),
+                "run's models, with saliency maps.",
+                "the <code>bpd</code> command line (<code>bpd --help</code>)."),
             "settings": SettingsView(self.settings),
         }  # fmt: skip
         self.nav = QListWidget()
@@ -163,7 +166,7 @@ class MainWindow(QMainWindow):
     def _on_cohort(self, cohort) -> None:
         self.statusBar().showMessage(
             f"Cohort: {cohort.n_patients} patients, {cohort.n_images} images, "
-            f"{len(cohort.problems)} problems",
+            f"{len(cohort.problems)} problem{'' if len(cohort.problems) == 1 else 's'}",
             8000,
         )
         if self.session.source is not None:

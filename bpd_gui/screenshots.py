@@ -69,6 +69,10 @@ def _render(app: QApplication, window: MainWindow, out: Path, train_timeout_s: f
         log.error("the demo cohort did not open")
         return 1
     cohort_view = window.pages["cohort"]
+    # decode every image once, as a user would, so the problem list shows what it finds
+    table_level = window.session.cohort
+    cohort_view.check_images()
+    wait_for(app, lambda: window.session.cohort is not table_level, 300)
     total = sum(1 for p in window.session.cohort.patients if p.images)
     wait_for(app, lambda: cohort_view.patients.thumbnails_loaded >= min(total, 40), 60)
     _select_interesting_patient(window)

@@ -161,8 +161,8 @@ class CohortView(QWidget):
         self.summary_label.setText(
             f"<b>{n}</b> patients · <b>{cohort.n_images}</b> images · "
             f"<b>{n_pos}</b> positive / <b>{cohort.n_negative}</b> negative · "
-            f"{len(cohort.exclusions)} excluded · {len(cohort.errors)} errors · "
-            f"{len(cohort.warnings)} warnings"
+            f"{len(cohort.exclusions)} excluded · {_n(len(cohort.errors), 'error')} · "
+            f"{_n(len(cohort.warnings), 'warning')}"
             + ("" if cohort.is_usable() else " · <span style='color:#b00020'>not enough "
                "patients of both outcomes to train</span>")
         )  # fmt: skip
@@ -254,3 +254,7 @@ class CohortView(QWidget):
         if path.is_dir() or path.suffix.lower() in TABLE_SUFFIXES:
             return path
         return None
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

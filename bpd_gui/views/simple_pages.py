@@ -51,11 +51,11 @@ class StartView(QWidget):
 
 
 class ComingLaterView(QWidget):
-    def __init__(self, title: str, what: str, parent=None):
+    def __init__(self, title: str, what: str, until_then: str, parent=None):
         super().__init__(parent)
         label = QLabel(
-            f"<h2>{title}</h2><p>{what}</p><p><i>Coming in a later version.</i> Until then "
-            "the <code>bpd</code> command line does this (see README).</p>"
+            f"<h2>{title}</h2><p>{what}</p><p><i>Coming in a later version.</i> "
+            f"Until then: {until_then}</p>"
         )
         label.setWordWrap(True)
         label.setAlignment(Qt.AlignTop | Qt.AlignLeft)

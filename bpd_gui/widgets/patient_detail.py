@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from bpd_gui.workers import TaskRunner, load_thumbnail
 
-PREVIEW = 220
+PREVIEW = 200
 MAX_IMAGES = 3
 
 
