@@ -139,3 +139,19 @@ def test_runs_queue_one_at_a_time(window, qtbot, tmp_path):
     assert not first.is_active and first.progress.status == "cancelled"
     second.cancel()
     qtbot.waitUntil(lambda: not second.is_active, timeout=60000)
+
+
+def test_a_job_that_fails_on_bad_input_shows_the_cli_message(window, qtbot, tmp_path):
+    table, images_root = small_demo_table(tmp_path)
+    window.session.open_with_guesses(str(table), images_root=str(images_root))
+    qtbot.waitUntil(lambda: window.session.cohort is not None, timeout=20000)
+    table.write_bytes(b"\xd0\xcf\x11\xe0 the table was replaced after it was checked")
+    train = window.pages["train"]
+    tiny_form(train.form)
+    job = train.start_run()
+    qtbot.waitUntil(lambda: not job.is_active, timeout=60000)
+    assert job.progress.status == "failed"
+    assert "exit code 2" in job.progress.error and "xls" in job.progress.error
+    assert "Traceback" not in job.progress.error
+    qtbot.waitUntil(lambda: not train.panel.error.isHidden(), timeout=3000)
+    assert train.resume_button.isEnabled()  # starts it again once the table is fixed
