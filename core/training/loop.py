@@ -184,6 +184,15 @@ class FoldTrainer:
         self.progress.advance(done)
         return epoch
 
+    def _worth_checkpointing(self, plan: sch.EpochPlan) -> bool:
+        """Every finished epoch, except probe epochs on cached features before the last
+        one: such an epoch takes well under a second, writing the model takes longer, and
+        redoing the probe from the fold's start after a kill gives the same result."""
+        if plan.stage != "probe" or self.features is None:
+            return True
+        following = self.plans[plan.epoch + 1] if plan.epoch + 1 < len(self.plans) else None
+        return following is None or following.stage != "probe"
+
     def _checkpoint(self, plan: sch.EpochPlan) -> None:
         if not self.checkpoints:
             return
@@ -259,7 +268,8 @@ class FoldTrainer:
             "work": self.progress.done - work0,
         }
         self.history.append(record)
-        self._checkpoint(plan)
+        if self._worth_checkpointing(plan):
+            self._checkpoint(plan)
         self.emit(
             "epoch_finished",
             fold_id=self.fold_id,
