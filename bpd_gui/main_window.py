@@ -38,6 +38,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, discover_runs: bool = True):
         super().__init__()
         self.setWindowTitle("BPD Studio")
+        self.setAcceptDrops(True)
         self.settings = settings or QSettings("BPD Studio", "bpd-studio")
         self.close_policy: str | None = None  # None: ask; "stop" / "leave" (tests, scripts)
         self.tasks = TaskRunner(max_threads=2, parent=self)
@@ -191,6 +192,14 @@ class MainWindow(QMainWindow):
             show_error(self, "The run failed", f"{job.name} stopped with an error:\n\n"
                        f"{(job.progress.error or '')[:1500]}\n\nIt can be resumed from the "
                        "Train page once the cause is fixed.")  # fmt: skip
+
+    # --- drops anywhere in the window go to the Cohort page -----------------------------
+    def dragEnterEvent(self, event) -> None:
+        self.pages["cohort"].dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:
+        self.show_page("cohort")
+        self.pages["cohort"].dropEvent(event)
 
     # --- closing ----------------------------------------------------------------------
     def closeEvent(self, event) -> None:

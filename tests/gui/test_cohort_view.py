@@ -122,13 +122,14 @@ def test_drop_a_table_then_an_images_folder(window, qtbot, tmp_path):
 
     view = window.pages["cohort"]
 
-    def drop(path):
+    def drop(path, target=view):
         mime = QMimeData()
         mime.setUrls([QUrl.fromLocalFile(str(path))])
         event = QDropEvent(QPoint(5, 5), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
-        view.dropEvent(event)
+        target.dropEvent(event)
 
-    drop(paths.demo_cohort_table())
+    drop(paths.demo_cohort_table(), target=window)  # dropped on the start page
+    assert window.current_page() == "cohort"
     qtbot.waitUntil(lambda: view.mapping_dialog is not None, timeout=10000)
     view.mapping_dialog.accept()
     cohort = _wait_cohort(qtbot, window)
