@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from bpd_gui.jobs.job_queue import JobQueue
 from bpd_gui.jobs.run_progress import describe_config
@@ -30,9 +41,20 @@ class ResultsView(QWidget):
             "(until then: <code>bpd report RUN_DIR</code>, <code>bpd compare A B</code>)."
         )
         note.setWordWrap(True)
+        self.report_button = QPushButton("Open report")
+        self.report_button.setToolTip("The run's report.html (written by `bpd report`)")
+        self.report_button.clicked.connect(lambda: self._open("report.html"))
+        self.folder_button = QPushButton("Open folder")
+        self.folder_button.clicked.connect(lambda: self._open(""))
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.report_button)
+        buttons.addWidget(self.folder_button)
+        buttons.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addWidget(note)
         layout.addWidget(self.table)
+        layout.addLayout(buttons)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
         queue.changed.connect(self.refresh)
         queue.job_ended.connect(lambda _job: self.refresh())
         self.refresh()
@@ -54,9 +76,26 @@ class ResultsView(QWidget):
             cells.append(str(s.get("n_folds", "")))
             cells.append(describe_config(job.progress.config))
             item = QTreeWidgetItem(cells)
+            item.setData(0, Qt.UserRole, str(job.run_dir))
             item.setToolTip(0, str(job.run_dir))
+            item.setToolTip(len(cells) - 1, cells[-1])
             for col in range(2, len(cells) - 1):
                 item.setTextAlignment(col, Qt.AlignRight | Qt.AlignVCenter)
             self.table.addTopLevelItem(item)
         for col in range(self.table.columnCount()):
             self.table.resizeColumnToContents(col)
+        self._update_buttons()
+
+    def selected_run(self) -> Path | None:
+        items = self.table.selectedItems()
+        return Path(items[0].data(0, Qt.UserRole)) if items else None
+
+    def _update_buttons(self) -> None:
+        run = self.selected_run()
+        self.report_button.setEnabled(run is not None and (run / "report.html").is_file())
+        self.folder_button.setEnabled(run is not None and run.is_dir())
+
+    def _open(self, name: str) -> None:
+        run = self.selected_run()
+        if run is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(run / name if name else run)))

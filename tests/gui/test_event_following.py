@@ -48,7 +48,11 @@ def test_reattach_follow_and_finish(window, qtbot, studio_home):
         proc.wait()
     qtbot.waitUntil(lambda: not job.is_active, timeout=3000)
     assert job.status_text() == "finished"
-    assert "0.710" in window.pages["results"].table.topLevelItem(0).text(2)
+    results = window.pages["results"]
+    assert "0.710" in results.table.topLevelItem(0).text(2)
+    (run_dir / "report.html").write_text("<html></html>")
+    results.table.setCurrentItem(results.table.topLevelItem(0))
+    assert results.selected_run() == run_dir and results.report_button.isEnabled()
 
 
 def test_crash_without_terminal_event_shows_error_and_allows_resume(window, qtbot, studio_home):
