@@ -9,7 +9,8 @@ it is the contract between `core` and every client. Every event has:
 
 and the fields listed per type below (all JSON-serialisable, no numpy types).
 
-    run_started     run_id, run_dir, n_folds_total, n_patients, n_positive, config
+    run_started     run_id, run_dir, n_folds_total, n_patients, n_positive, config,
+                    runtime {device, precision, channels_last}, resumed (bool)
     fold_started    fold_id ("r<repeat>-f<fold>"), repeat, fold, n_train, n_test
     epoch_started   fold_id, epoch (0-based, over the whole fold: probe + fine-tuning),
                     n_epochs, phase ("probe", "head", "layer4", "layer3", "layer2", "full")
@@ -18,7 +19,8 @@ and the fields listed per type below (all JSON-serialisable, no numpy types).
                     lrs {group: lr at epoch end}, seconds
     fold_finished   fold_id, metrics {auroc, balanced_accuracy, f1, sensitivity,
                     specificity, precision, npv}
-    progress        done, total (units of work, e.g. batches over the whole run), eta_s
+    progress        done, total (units of work over the whole run: image forward passes,
+                    a backward pass counting 2), eta_s (null until measurable)
     warning         message
     run_finished    summary (the content of summary.json)
     run_cancelled   message (the run can be resumed)

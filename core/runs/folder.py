@@ -146,7 +146,16 @@ class RunFolder:
         run = cls(path)
         if not (run.path / "config.json").is_file():
             raise RunError(f"{run.path} is not a run folder (no config.json)")
+        run.remove_stale_temp_files()
         return run
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Temp files of writes a kill interrupted (core.atomic names them .NAME.*.tmp);
+        the real files are intact, the temps are garbage."""
+        stale = [p for p in self.path.rglob(".*.tmp") if p.is_file()]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
 
     @property
     def run_id(self) -> str:
