@@ -231,6 +231,7 @@ def _execute(run, prepared, cfg: TrainConfig, quiet: bool) -> int:
             lambda seed: create_model(cfg.init, dropout=cfg.dropout, seed=seed),
             cancel=cancel,
             on_event=printer.on_event if printer else None,
+            patients=prepared.cohort.patients,
         )
     finally:
         for sig, handler in previous.items():

@@ -38,7 +38,11 @@ def run_cv(
     cancel: CancelToken | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     runtime: Runtime | None = None,
+    patients: list | None = None,
 ) -> dict[str, Any]:
+    """Train and score every fold; write predictions.csv and summary.json. With the
+    cohort's `patients` (core.cohort.model.Patient), summary.json also gets the clinical
+    baselines on the same folds."""
     cancel = cancel or CancelToken()
     log_ = run.events()
 
@@ -50,7 +54,8 @@ def run_cv(
 
     run.write_state("running")
     try:
-        summary = _run(run, data, cfg, model_factory, cancel, emit, runtime or resolve_runtime(cfg))
+        runtime = runtime or resolve_runtime(cfg)
+        summary = _run(run, data, cfg, model_factory, cancel, emit, runtime, patients)
     except Cancelled as exc:
         run.write_state("cancelled")
         emit("run_cancelled", message=f"{exc}; continue with `bpd resume {run.path}`")
@@ -64,7 +69,7 @@ def run_cv(
     return summary
 
 
-def _run(run, data, cfg, model_factory, cancel, emit, runtime) -> dict[str, Any]:
+def _run(run, data, cfg, model_factory, cancel, emit, runtime, patients) -> dict[str, Any]:
     torch.use_deterministic_algorithms(runtime.device.type == "cpu", warn_only=True)
     folds = make_folds(data.labels, cfg.cv_folds, cfg.cv_repeats, cfg.seed, cfg.cv_scheme)
     work = {f.fold_id: _work(data, cfg, f) for f in folds}
@@ -125,8 +130,21 @@ def _run(run, data, cfg, model_factory, cancel, emit, runtime) -> dict[str, Any]
     pooled = pooled_predictions(rows, cfg.cv_repeats)
     write_csv(run.path / "predictions.csv", pooled, prediction_fields(cfg.cv_repeats))
     summary = run_summary(fold_results, pooled, len(data.labels), int(data.labels.sum()))
+    if patients is not None:
+        summary["baselines"] = _baselines(patients, fold_results, emit)
     run.write_summary(summary)
     return summary
+
+
+def _baselines(patients: list, fold_results: list[dict[str, Any]], emit) -> dict[str, Any]:
+    from core.evaluation.baselines import baselines_for_folds
+
+    try:
+        return baselines_for_folds(patients, fold_results)
+    except Exception as exc:  # a baseline must never cost the user a finished training run
+        log.exception("clinical baselines failed")
+        emit("warning", message=f"clinical baselines could not be computed: {exc}")
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _work(data: TrainingData, cfg: TrainConfig, fold: Fold) -> float:
