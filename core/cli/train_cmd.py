@@ -286,7 +286,8 @@ class ProgressBar:
     def update(self, done: float, total: float | None = None, eta_s: float | None = None,
                note: str = "", force: bool = False) -> None:  # fmt: skip
         now = time.monotonic()
-        if not force and now - self._last < 0.2:
+        finished = total is not None and done >= total
+        if not (force or finished) and now - self._last < 0.2:
             return
         self._last = now
         total = total or 1
