@@ -22,8 +22,9 @@ from core.runs.summary import pooled_predictions, prediction_fields, run_summary
 from core.training.config import TrainConfig
 from core.training.data import TrainingData
 from core.training.folds import Fold, fold_seed, make_folds, scored_images, training_images
-from core.training.loop import FoldResult, FoldTrainer, fold_work
+from core.training.loop import FoldResult, FoldTrainer
 from core.training.runtime import CancelToken, Progress, Runtime, resolve_runtime
+from core.training.schedule import fold_work
 
 log = logging.getLogger(__name__)
 ModelFactory = Callable[[int], nn.Module]  # fold seed -> fresh model

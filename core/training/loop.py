@@ -2,10 +2,8 @@
 
 Per epoch it follows the schedule (core.training.schedule). Epochs that train only the
 head run the backbone under no_grad (no backbone backward pass). A probe without input
-augmentation and without CutMix trains on features computed once per image: first the
-BatchNorm running statistics are re-estimated on the training images when frozen BN is
-in train mode (the state the paper's probe ends in), then every image goes through the
-backbone once in eval mode.
+augmentation and without CutMix trains on features computed once per image
+(core.training.features).
 
 After every finished epoch a checkpoint (model, optimizer, scheduler, RNG states,
 history) goes to `checkpoints.save`; a cancelled fold resumes from it and continues
@@ -29,11 +27,12 @@ from core.training import schedule as sch
 from core.training.augment import augment_batch, cutmix, mixed_bce
 from core.training.config import TrainConfig
 from core.training.data import TrainingData
+from core.training.features import extract_features, recalibrate_bn, uses_feature_cache
 from core.training.folds import Fold, fold_seed, scored_images, training_images
 from core.training.runtime import CancelToken, Progress, Runtime
+from core.training.schedule import fold_work, steps_per_epoch
 
 Emit = Callable[..., Any]
-BACKWARD_COST = 2.0  # work units of a backward pass relative to one forward
 
 
 class CheckpointStore(Protocol):
@@ -51,30 +50,6 @@ class FoldResult:
     metrics: dict[str, float]
     history: list[dict[str, Any]] = field(default_factory=list)
     model_state: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-def uses_feature_cache(cfg: TrainConfig) -> bool:
-    return cfg.uses_probe and not cfg.probe_augment and not cfg.cutmix_probe.enabled
-
-
-def steps_per_epoch(n_train_images: int, batch_size: int) -> int:
-    return max(1, -(-n_train_images // batch_size))
-
-
-def fold_work(cfg: TrainConfig, n_train: int, n_test: int) -> float:
-    """Work units (image forward passes; a backward counts BACKWARD_COST) of one fold."""
-    n_samples = steps_per_epoch(n_train, cfg.batch_size) * cfg.batch_size
-    total = 0.0
-    plans = sch.fold_plan(cfg)
-    for plan in plans:
-        last = plan.epoch == len(plans) - 1
-        evals = n_test if (cfg.eval_every_epoch or last) else 0
-        if plan.stage == "probe" and uses_feature_cache(cfg):
-            continue
-        total += n_samples * (1.0 if plan.head_only else 1.0 + BACKWARD_COST) + evals
-    if uses_feature_cache(cfg):
-        total += 2 * n_train + n_test
-    return total
 
 
 class FoldTrainer:
@@ -293,7 +268,7 @@ class FoldTrainer:
         cut_cfg = cfg.cutmix_probe if plan.stage == "probe" else cfg.cutmix_finetune
         augment = plan.stage == "finetune" or cfg.probe_augment
         order = self._epoch_order()
-        unit = cfg.batch_size * (1.0 if plan.head_only else 1.0 + BACKWARD_COST)
+        unit = cfg.batch_size * (1.0 if plan.head_only else 1.0 + sch.BACKWARD_COST)
         losses = []
         for b in range(self.n_steps):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].numpy()
@@ -356,46 +331,25 @@ class FoldTrainer:
             self._check_cancel()
         return float(np.mean(losses))
 
-    @torch.no_grad()
+    def _batches(self, idx: np.ndarray, size: int):
+        for s in range(0, len(idx), size):
+            part = idx[s : s + size]
+            yield part, self._images(part)
+
+    def _after_feature_batch(self, n: int) -> None:
+        self.progress.advance(n)
+        self._emit_progress()
+        self._check_cancel()
+
     def _cache_features(self, recalibrate: bool) -> None:
         if recalibrate and self.cfg.frozen_bn_train_mode:
-            self._recalibrate_bn()
-        self.model.eval()
+            batches = self._batches(self.train_idx, self.cfg.batch_size)
+            recalibrate_bn(self.model, batches, self.rt.autocast, self._after_feature_batch)
         needed = np.union1d(self.train_idx, self.test_idx)
-        feats = torch.zeros(self.data.n_images, 2048)
-        step = max(32, self.cfg.batch_size)
-        for s in range(0, len(needed), step):
-            idx = needed[s : s + step]
-            with self.rt.autocast():
-                f = self.model.forward_features(self._images(idx))
-            feats[torch.as_tensor(idx)] = f.float().cpu()
-            self.progress.advance(len(idx))
-            self._emit_progress()
-            self._check_cancel()
-        self.features = feats
-
-    @torch.no_grad()
-    def _recalibrate_bn(self) -> None:
-        """Running BN statistics re-estimated on the training images (cumulative mean
-        over one pass), as the paper's train-mode BN would drift to during the probe."""
-        bns = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        momenta = [m.momentum for m in bns]
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None
-        self.model.train()
-        bs = self.cfg.batch_size
-        for s in range(0, len(self.train_idx), bs):
-            idx = self.train_idx[s : s + bs]
-            if len(idx) < 2:
-                continue
-            with self.rt.autocast():
-                self.model.forward_features(self._images(idx))
-            self.progress.advance(len(idx))
-            self._emit_progress()
-            self._check_cancel()
-        for m, momentum in zip(bns, momenta, strict=True):
-            m.momentum = momentum
+        batches = self._batches(needed, max(32, self.cfg.batch_size))
+        self.features = extract_features(
+            self.model, batches, self.data.n_images, self.rt.autocast, self._after_feature_batch
+        )
 
     # ----- scoring ---------------------------------------------------------------------
     @torch.no_grad()

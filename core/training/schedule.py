@@ -190,3 +190,30 @@ def begin_epoch_lrs(
     for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr(), strict=True):
         group["lr"] = lr
     mask_frozen_lrs(optimizer, plan)
+
+
+BACKWARD_COST = 2.0  # work units of a backward pass relative to one forward
+
+
+def steps_per_epoch(n_train_images: int, batch_size: int) -> int:
+    """Full batches per epoch (the sampler draws steps * batch_size images)."""
+    return max(1, -(-n_train_images // batch_size))
+
+
+def fold_work(cfg: TrainConfig, n_train: int, n_test: int) -> float:
+    """Work units of one fold for progress and ETA: image forward passes, a backward
+    pass counting BACKWARD_COST; cached-probe epochs cost ~nothing, their one feature
+    pass (BN re-estimation on training images + every image) is counted instead."""
+    from core.training.features import uses_feature_cache
+
+    n_samples = steps_per_epoch(n_train, cfg.batch_size) * cfg.batch_size
+    cached = uses_feature_cache(cfg)
+    plans = fold_plan(cfg)
+    total = 2.0 * n_train + n_test if cached else 0.0
+    for plan in plans:
+        if plan.stage == "probe" and cached:
+            continue
+        last = plan.epoch == len(plans) - 1
+        evals = n_test if (cfg.eval_every_epoch or last) else 0
+        total += n_samples * (1.0 if plan.head_only else 1.0 + BACKWARD_COST) + evals
+    return total
