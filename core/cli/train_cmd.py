@@ -11,12 +11,14 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import paths
 from core.errors import InputError
 from core.training.config import INITS, PRESETS, STRATEGIES, TrainConfig, preset
-from core.training.runtime import CancelToken
+
+if TYPE_CHECKING:  # torch loads only when a training command runs
+    from core.training.runtime import CancelToken
 
 METRICS_SHOWN = (
     "auroc",
@@ -218,6 +220,7 @@ def _execute(run, prepared, cfg: TrainConfig, quiet: bool) -> int:
     from core.models.registry import create_model
     from core.runs.runner import run_cv
     from core.training.data import TrainingData
+    from core.training.runtime import CancelToken
 
     cancel = CancelToken()
     previous = _install_signal_handlers(cancel)

@@ -9,16 +9,21 @@ from __future__ import annotations
 import argparse
 import json
 
-from core.models import weights
+# weights (and torch) load only when a weights command runs: `bpd --help` stays fast.
+PRETRAINED_INITS = ("xrv", "imagenet")
 
 
 def _import(args: argparse.Namespace) -> int:
+    from core.models import weights
+
     dest = weights.import_weights(args.file, args.init, weights_dir=args.weights_dir)
     print(f"imported {args.init} weights: {dest}")
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
+    from core.models import weights
+
     rows = weights.weights_status(args.weights_dir)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -39,7 +44,7 @@ def register(subparsers) -> None:
 
     imp = sub.add_parser("import", help="check a weights file and copy it into the cache")
     imp.add_argument("file", help="a state_dict file (e.g. pc-nih-...-state.pt)")
-    imp.add_argument("--init", required=True, choices=weights.PRETRAINED_INITS)
+    imp.add_argument("--init", required=True, choices=PRETRAINED_INITS)
     imp.add_argument("--weights-dir", default=None, help="default: BPD_STUDIO_HOME/weights")
     imp.set_defaults(func=_import)
 

@@ -40,3 +40,10 @@ def test_no_core_source_mentions_qt():
         text = path.read_text(encoding="utf-8")
         for name in FORBIDDEN:
             assert f"import {name}" not in text and f"from {name}" not in text, path
+
+
+def test_cli_parser_does_not_load_torch():
+    # `bpd --help`, `bpd cohort check` and the app's child processes start fast only if
+    # command modules import torch lazily, inside the commands that need it.
+    mods = _modules_after("from core.cli.main import build_parser; build_parser()")
+    assert "torch" not in mods
