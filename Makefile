@@ -24,13 +24,13 @@ app: $(STAMP)
 	$(VENV)/bin/bpd-gui
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check core bpd_gui tests benchmarks packaging
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check core bpd_gui tests benchmarks packaging
-	$(VENV)/bin/ruff format --check core bpd_gui tests benchmarks packaging
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
