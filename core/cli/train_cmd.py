@@ -42,6 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--images-root", help="folder image paths are relative to (default: the table's)"
     )
+    train.add_argument("--patient-col", help="patient id column (default: guessed)")
+    train.add_argument("--image-col", help="image path column (default: guessed)")
+    train.add_argument(
+        "--image-pattern",
+        help="one row per patient: each patient's files, e.g. '{patient_id}_*.png'",
+    )
     _add_training_flags(train)
     train.set_defaults(func=run_train)
 
@@ -56,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--init", choices=INITS, default="xrv", help="backbone (default xrv)")
     demo.add_argument("--out", help="run folder (default: a new one under the runs folder)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    demo.add_argument("--final-model", action="store_true", help="also train on every patient")
+    demo.add_argument("--no-report", action="store_true", help="do not write report.html")
     demo.set_defaults(func=run_demo)
 
 
@@ -74,6 +82,13 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"))
     p.add_argument("--seed", type=int)
+    p.add_argument("--threshold", choices=("fixed", "youden"), dest="threshold_method",
+                   help="class threshold: fixed 0.5 (default) or Youden's J from an inner CV "
+                   "of each fold's training patients (about 3x the time)")  # fmt: skip
+    p.add_argument("--final-model", action="store_true",
+                   help="after the cross-validation, train one model on every patient and "
+                   "export it to RUN_DIR/final_model/")  # fmt: skip
+    p.add_argument("--no-report", action="store_true", help="do not write report.html")
     p.add_argument("--config", help="a TrainConfig JSON file (applied before the flags)")
     p.add_argument("--out", help="run folder (default: <runs folder>/<time>-<name>)")
     p.add_argument("--name", default="train", help="short name in the default run folder")
@@ -92,6 +107,7 @@ FLAG_FIELDS = {
     "device": "device",
     "precision": "precision",
     "seed": "seed",
+    "threshold_method": "threshold_method",
 }
 
 
@@ -119,14 +135,41 @@ def run_train(args: argparse.Namespace) -> int:
     source = {
         "table": str(Path(args.table).resolve()),
         "images_root": str(Path(args.images_root).resolve()) if args.images_root else None,
-        "mapping": None,
+        "mapping": _mapping_json(args),
+        "image_pattern": args.image_pattern,
         "outcome": {
             "column": args.outcome,
             "positive": args.positive,
             "negative": args.negative or [],
         },
     }
-    return _train_new(cfg, source, args.out, args.name, args.quiet)
+    return _train_new(cfg, source, args.out, args.name, args.quiet, _options(args))
+
+
+def _options(args: argparse.Namespace) -> dict[str, bool]:
+    """Run options beyond the recipe; kept in config.json so `bpd resume` repeats them."""
+    return {"final_model": bool(args.final_model), "report": not args.no_report}
+
+
+def _mapping_json(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The user's column choices (the rest guessed as `bpd cohort check` does)."""
+    if not (args.patient_col or args.image_col or args.image_pattern):
+        return None
+    from core.cohort.mapping import ColumnMapping, guess_mapping
+    from core.cohort.table import read_table
+
+    guessed = guess_mapping(read_table(args.table).columns)
+    image = None if args.image_pattern and not args.image_col else (args.image_col or guessed.image)
+    mapping = ColumnMapping(
+        patient_id=args.patient_col or guessed.patient_id,
+        image=image,
+        outcome=args.outcome,
+        gestational_age=guessed.gestational_age,
+        birth_weight=guessed.birth_weight,
+        irds=guessed.irds,
+        sex=guessed.sex,
+    )
+    return mapping.to_json()
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -147,7 +190,7 @@ def run_demo(args: argparse.Namespace) -> int:
         "mapping": None,
         "outcome": {"column": "diagnosis", "positive": ["PNEUMONIA"], "negative": []},
     }
-    return _train_new(cfg, source, args.out, "demo", args.quiet)
+    return _train_new(cfg, source, args.out, "demo", args.quiet, _options(args))
 
 
 def run_resume(args: argparse.Namespace) -> int:
@@ -161,12 +204,17 @@ def run_resume(args: argparse.Namespace) -> int:
         _print_result(run.path, run.summary())
         return 0
     prepared = _prepare(saved["cohort_source"], cfg, args.quiet)
-    return _execute(run, prepared, cfg, args.quiet)
+    return _execute(run, prepared, cfg, args.quiet, saved.get("options") or {})
 
 
 # ----- shared steps ------------------------------------------------------------------------
 def _train_new(
-    cfg: TrainConfig, source: dict[str, Any], out: str | None, name: str, quiet: bool
+    cfg: TrainConfig,
+    source: dict[str, Any],
+    out: str | None,
+    name: str,
+    quiet: bool,
+    options: dict[str, bool],
 ) -> int:
     from core.runs.folder import RunFolder, default_run_dir, now_iso, package_versions
 
@@ -186,9 +234,10 @@ def _train_new(
         "versions": package_versions(),
         "seed": cfg.seed,
         "created": now_iso(),
+        "options": options,
     }
     run = RunFolder.create(Path(out) if out else default_run_dir(name), config, cohort.to_json())
-    return _execute(run, prepared, cfg, quiet)
+    return _execute(run, prepared, cfg, quiet, options)
 
 
 def _preprocess_cfg(cfg: TrainConfig):
@@ -199,12 +248,16 @@ def _preprocess_cfg(cfg: TrainConfig):
 
 def _prepare(source: dict[str, Any], cfg: TrainConfig, quiet: bool):
     from core.cohort.loader import load_cohort
+    from core.cohort.mapping import ColumnMapping
     from core.cohort.prepare import prepare_images
 
     outcome = source["outcome"]
+    mapping = source.get("mapping")
     cohort = load_cohort(
         source["table"],
         images_root=source.get("images_root"),
+        mapping=ColumnMapping.from_json(mapping) if mapping else None,
+        image_pattern=source.get("image_pattern"),
         outcome_column=outcome["column"],
         positive=outcome["positive"],
         negative=outcome.get("negative") or None,
@@ -216,7 +269,7 @@ def _prepare(source: dict[str, Any], cfg: TrainConfig, quiet: bool):
     return prepared
 
 
-def _execute(run, prepared, cfg: TrainConfig, quiet: bool) -> int:
+def _execute(run, prepared, cfg: TrainConfig, quiet: bool, options: dict[str, bool]) -> int:
     from core.models.registry import create_model
     from core.runs.runner import run_cv
     from core.training.data import TrainingData
@@ -235,6 +288,7 @@ def _execute(run, prepared, cfg: TrainConfig, quiet: bool) -> int:
             cancel=cancel,
             on_event=printer.on_event if printer else None,
             patients=prepared.cohort.patients,
+            final_model=bool(options.get("final_model")),
         )
     finally:
         for sig, handler in previous.items():
@@ -242,7 +296,23 @@ def _execute(run, prepared, cfg: TrainConfig, quiet: bool) -> int:
         if printer:
             printer.close()
     _print_result(run.path, summary)
+    if options.get("final_model"):
+        print(f"final model: {run.path / 'final_model'}")
+    if options.get("report", True):
+        _write_report(run.path)
     return 0
+
+
+def _write_report(run_dir: Path) -> None:
+    """report.html beside the results; a failed report never fails the finished run."""
+    from core.evaluation.report import write_report
+
+    try:
+        path = write_report(run_dir)
+    except Exception as exc:  # the run is done and on disk; say why the report is missing
+        print(f"warning: report.html could not be written: {exc}", file=sys.stderr)
+        return
+    print(f"report: {path}")
 
 
 def _install_signal_handlers(cancel: CancelToken) -> dict[int, Any]:
@@ -332,6 +402,9 @@ class EventPrinter:
             self.note = f"{event['fold_id']} epoch {epoch} {event['phase']}"
         elif kind == "progress":
             self.bar.update(event["done"], event["total"], event.get("eta_s"), self.note)
+        elif kind == "fold_finished" and event["fold_id"] == "final":
+            self.bar.close()
+            print("final model trained on every patient", file=sys.stderr)
         elif kind == "fold_finished":
             self.done_folds += 1
             self.bar.close()

@@ -40,10 +40,12 @@ def run_cv(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     runtime: Runtime | None = None,
     patients: list | None = None,
+    final_model: bool = False,
 ) -> dict[str, Any]:
     """Train and score every fold; write predictions.csv and summary.json. With the
     cohort's `patients` (core.cohort.model.Patient), summary.json also gets the clinical
-    baselines on the same folds."""
+    baselines on the same folds. `final_model`: then train one model on every patient
+    and export it to RUN_DIR/final_model/ (core.runs.final_model)."""
     cancel = cancel or CancelToken()
     log_ = run.events()
 
@@ -56,7 +58,7 @@ def run_cv(
     run.write_state("running")
     try:
         runtime = runtime or resolve_runtime(cfg)
-        summary = _run(run, data, cfg, model_factory, cancel, emit, runtime, patients)
+        summary = _run(run, data, cfg, model_factory, cancel, emit, runtime, patients, final_model)
     except Cancelled as exc:
         run.write_state("cancelled")
         emit("run_cancelled", message=f"{exc}; continue with `bpd resume {run.path}`")
@@ -70,12 +72,19 @@ def run_cv(
     return summary
 
 
-def _run(run, data, cfg, model_factory, cancel, emit, runtime, patients) -> dict[str, Any]:
+def _run(
+    run, data, cfg, model_factory, cancel, emit, runtime, patients, final_model
+) -> dict[str, Any]:
+    from core.runs import final_model as fm
+
     torch.use_deterministic_algorithms(runtime.device.type == "cpu", warn_only=True)
     folds = make_folds(data.labels, cfg.cv_folds, cfg.cv_repeats, cfg.seed, cfg.cv_scheme)
     work = {f.fold_id: _work(data, cfg, f) for f in folds}
     done = sum(work[f.fold_id] for f in folds if run.fold(f.fold_id).finished)
-    progress = Progress(sum(work.values()), done)
+    final_work = fm.final_work(data, cfg) if final_model else 0.0
+    if final_model and fm.has_final_model(run.path):
+        done += final_work
+    progress = Progress(sum(work.values()) + final_work, done)
     emit(
         "run_started",
         run_id=run.run_id,
@@ -99,6 +108,7 @@ def _run(run, data, cfg, model_factory, cancel, emit, runtime, patients) -> dict
             continue
         if info:
             _check_same_patients(info, fold, data)
+        previous_choice = (info or {}).get("threshold_choice")
         info = _fold_info(fold, data, cfg)
         folder.write(info)
         emit(
@@ -109,11 +119,16 @@ def _run(run, data, cfg, model_factory, cancel, emit, runtime, patients) -> dict
             n_train=len(fold.train),
             n_test=len(fold.test),
         )
+        choice = previous_choice or _threshold_choice(
+            data, fold, cfg, model_factory, runtime, emit, cancel, progress
+        )
+        info = {**info, "threshold": choice["value"], "threshold_choice": choice}
+        folder.write(info)  # a resumed fold keeps its inner-CV threshold
         model = model_factory(fold_seed(cfg.seed, fold.repeat, fold.fold))
         trainer = FoldTrainer(
             data,
             fold,
-            cfg,
+            cfg.replace(threshold=choice["value"]),
             runtime,
             model,
             emit=emit,
@@ -131,10 +146,56 @@ def _run(run, data, cfg, model_factory, cancel, emit, runtime, patients) -> dict
     pooled = pooled_predictions(rows, cfg.cv_repeats)
     write_csv(run.path / "predictions.csv", pooled, prediction_fields(cfg.cv_repeats))
     summary = run_summary(fold_results, pooled, len(data.labels), int(data.labels.sum()))
+    summary["threshold"] = threshold_summary(cfg, fold_results, pooled)
     if patients is not None:
         summary["baselines"] = _baselines(patients, fold_results, emit)
     run.write_summary(summary)
+    if final_model:
+        card = fm.model_card(run, data, summary, summary["threshold"]["for_new_patients"])
+        fm.train_final_model(
+            run, data, cfg, model_factory, runtime,
+            emit=emit, card=card, cancel=cancel, progress=progress,
+        )  # fmt: skip
+        emit("progress", **progress.fields())
     return summary
+
+
+def _threshold_choice(data, fold, cfg, model_factory, runtime, emit, cancel, progress) -> dict:
+    if cfg.threshold_method != "youden":
+        return {"method": "fixed", "value": float(cfg.threshold)}
+    from core.runs.inner_threshold import inner_cv_threshold
+
+    return inner_cv_threshold(
+        data, fold, cfg, model_factory, runtime, emit=emit, cancel=cancel, progress=progress
+    )
+
+
+def threshold_summary(
+    cfg: TrainConfig, fold_results: list[dict[str, Any]], pooled: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """How classes were assigned: the method, the per-fold thresholds, and the one to use
+    on new patients (fixed: the same; youden: Youden's J on the pooled out-of-fold
+    predictions, which no fold model trained on)."""
+    import numpy as np
+
+    from core.evaluation.threshold import youden_threshold
+
+    values = [float(f.get("threshold", cfg.threshold)) for f in fold_results]
+    new = float(cfg.threshold)
+    if cfg.threshold_method == "youden" and pooled:
+        labels = [int(r["label"]) for r in pooled]
+        if 0 < sum(labels) < len(labels):
+            new = youden_threshold(labels, [float(r["prob"]) for r in pooled])
+    return {
+        "method": cfg.threshold_method,
+        "per_fold": {
+            "mean": float(np.mean(values)) if values else None,
+            "sd": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+            "min": min(values) if values else None,
+            "max": max(values) if values else None,
+        },
+        "for_new_patients": new,
+    }
 
 
 def _baselines(patients: list, fold_results: list[dict[str, Any]], emit) -> dict[str, Any]:
@@ -151,7 +212,12 @@ def _baselines(patients: list, fold_results: list[dict[str, Any]], emit) -> dict
 def _work(data: TrainingData, cfg: TrainConfig, fold: Fold) -> float:
     n_train = len(training_images(data.image_patient, fold.train))
     n_test = len(scored_images(data.image_patient, data.image_rank, fold.test, cfg.test_images))
-    return fold_work(cfg, n_train, n_test)
+    total = fold_work(cfg, n_train, n_test)
+    if cfg.threshold_method == "youden":
+        from core.runs.inner_threshold import inner_work
+
+        total += inner_work(data, fold, cfg)
+    return total
 
 
 def _fold_info(fold: Fold, data: TrainingData, cfg: TrainConfig) -> dict[str, Any]:

@@ -20,6 +20,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BALANCES = ("sampler", "pos_weight")
 CV_SCHEMES = ("stratified", "paper")
 TEST_IMAGES = ("first", "mean")
+THRESHOLD_METHODS = ("fixed", "youden")
 
 
 @dataclass
@@ -92,7 +93,12 @@ class TrainConfig:
     cv_scheme: str = "stratified"  # or "paper": 1:1 balanced test folds
     seed: int = 42
     test_images: str = "first"  # score a test patient by its first image or the mean
-    threshold: float = 0.5
+    threshold: float = 0.5  # "fixed": this probability; "youden": per fold, see below
+    # "youden": each fold's threshold maximises Youden's J on its training patients'
+    # out-of-fold scores from an inner cross-validation with this recipe
+    # (core.runs.inner_threshold; costs about threshold_inner_folds - 1 extra folds each).
+    threshold_method: str = "fixed"
+    threshold_inner_folds: int = 3
     eval_every_epoch: bool = True
     # hardware
     device: str = "auto"
@@ -111,6 +117,7 @@ class TrainConfig:
             "balance": BALANCES,
             "cv_scheme": CV_SCHEMES,
             "test_images": TEST_IMAGES,
+            "threshold_method": THRESHOLD_METHODS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -121,6 +128,10 @@ class TrainConfig:
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise InputError(f"setting {name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 < float(self.threshold) < 1.0:
+            raise InputError(f"threshold must lie in (0, 1), got {self.threshold}")
+        if self.threshold_method == "youden" and self.threshold_inner_folds < 2:
+            raise InputError("threshold_inner_folds must be at least 2 for a Youden threshold")
         if self.cv_folds < 2:
             raise InputError(f"cross-validation needs at least 2 folds, got {self.cv_folds}")
         if self.uses_probe and self.probe_epochs < 1:

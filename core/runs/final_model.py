@@ -1,0 +1,148 @@
+"""The final model: after the cross-validation, one model trained on every patient.
+
+Same recipe as the folds (init, strategy, epochs, augmentation); there is no test set,
+so no per-epoch AUROC. Its honest performance estimate is the cross-validation's, which
+the model card carries. Written with core.models.export into RUN_DIR/final_model/.
+
+Resumable like a fold: RUN_DIR/final_work/ holds the epoch checkpoint while training;
+the export folder is complete only once its model card is written (the card is written
+last), so a kill at any point leaves either no final model or a whole one, and
+`bpd resume` continues from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.runs.folder import FoldFolder, RunFolder
+from core.training.config import TrainConfig
+from core.training.data import TrainingData
+from core.training.folds import Fold, fold_seed, training_images
+from core.training.loop import FoldTrainer
+from core.training.schedule import fold_work
+
+FINAL_ID = "final"
+FINAL_DIR = "final_model"
+WORK_DIR = "final_work"
+FINAL_SEED_REPEAT = 10**6  # a seed stream no cross-validation fold uses
+
+
+def final_model_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / FINAL_DIR
+
+
+def has_final_model(run_dir: str | Path) -> bool:
+    from core.models.export import is_model_dir
+
+    return is_model_dir(final_model_dir(run_dir))
+
+
+def final_work(data: TrainingData, cfg: TrainConfig) -> float:
+    return fold_work(cfg.replace(eval_every_epoch=False), data.n_images, 0)
+
+
+class _FinalTrainer(FoldTrainer):
+    """A FoldTrainer without a test set: runs the epochs, returns the weights."""
+
+    def run(self) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        start_epoch = self._restore()
+        if start_epoch == 0:
+            torch.manual_seed(self.seed)
+        for plan in self.plans[start_epoch:]:
+            self._run_epoch(plan)
+        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+
+def train_final_model(
+    run: RunFolder,
+    data: TrainingData,
+    cfg: TrainConfig,
+    model_factory: Callable[[int], Any],
+    runtime,
+    *,
+    emit: Callable[..., Any],
+    card: dict[str, Any],
+    cancel=None,
+    progress=None,
+) -> Path:
+    """Train on all patients and export to RUN_DIR/final_model/; returns that folder.
+    `card`: what the run knows (cohort, metrics, preprocessing, threshold, ...)."""
+    from core.models.export import export_model
+
+    out = final_model_dir(run.path)
+    if has_final_model(run.path):
+        return out
+    everyone = np.arange(len(data.labels))
+    fold = Fold(FINAL_SEED_REPEAT, 0, everyone, np.array([], dtype=np.int64))
+    work = FoldFolder(run.path / WORK_DIR)
+    work.path.mkdir(parents=True, exist_ok=True)
+    n_images = len(training_images(data.image_patient, everyone))
+    emit("fold_started", fold_id=FINAL_ID, repeat=None, fold=None, n_train=len(everyone), n_test=0)
+    seed = fold_seed(cfg.seed, FINAL_SEED_REPEAT, 0)
+    trainer = _FinalTrainer(
+        data,
+        fold,
+        cfg.replace(eval_every_epoch=False),
+        runtime,
+        model_factory(seed),
+        emit=emit,
+        cancel=cancel,
+        checkpoints=work,
+        progress=progress,
+    )
+    trainer.fold_id = FINAL_ID
+    trainer.run()
+    model = trainer.model.to("cpu").to(memory_format=torch.contiguous_format)
+    history = [{k: v for k, v in h.items() if k != "work"} for h in trainer.history]
+    full_card = {
+        **card,
+        "init": cfg.init,
+        "strategy": cfg.strategy,
+        "trained_on": {"patients": len(everyone), "images": n_images, "seed": seed},
+        "training": {"config": cfg.to_json(), "history": history},
+    }
+    export_model(model, out, card=full_card)
+    shutil.rmtree(work.path, ignore_errors=True)
+    emit("fold_finished", fold_id=FINAL_ID, metrics={})
+    return out
+
+
+def model_card(
+    run: RunFolder, data: TrainingData, summary: dict[str, Any], threshold: float
+) -> dict[str, Any]:
+    """The model card fields a run can fill: cohort size and balance, the CV metrics,
+    preprocessing and outcome definition, the threshold for new patients."""
+    config = run.config()
+    outcome = config.get("cohort_source", {}).get("outcome", {})
+    n_pos = int(summary.get("n_positive") or 0)
+    n = int(summary.get("n_patients") or 0)
+    metric_keys = ("auroc", "balanced_accuracy", "f1", "sensitivity", "specificity",
+                   "precision", "npv", "pooled_auroc", "n_folds", "repeat_auroc")  # fmt: skip
+    return {
+        "run_id": run.run_id,
+        "outcome": {
+            "column": outcome.get("column"),
+            "positive": outcome.get("positive"),
+            "negative": outcome.get("negative") or "every other recorded value",
+        },
+        "cohort": {
+            "n_patients": n,
+            "n_positive": n_pos,
+            "n_negative": n - n_pos,
+            "n_images": data.n_images,
+        },
+        "metrics": {
+            "source": "cross-validation of this recipe on this cohort (out-of-fold); "
+            "the final model itself has no held-out estimate",
+            **{k: summary.get(k) for k in metric_keys if k in summary},
+        },
+        "preprocessing": config.get("preprocess") or {},
+        "threshold": float(threshold),
+        "threshold_method": config.get("train", {}).get("threshold_method", "fixed"),
+    }
