@@ -1,0 +1,156 @@
+"""What to predict: image files given one by one, or a table of patients and images.
+
+A prediction table needs no outcome column. It is read by the cohort loader
+(core.cohort.loader) with a placeholder outcome, so ids, image columns or patterns,
+paths relative to the images root, and every message about a row or file are exactly
+those of `bpd cohort check` and `bpd train`. An outcome column, when given, only adds
+labels for metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import InputError
+
+TABLE_SUFFIXES = {".csv", ".tsv", ".txt", ".xlsx", ".xlsm"}
+PLACEHOLDER_COLUMN = "__bpd_prediction__"
+PLACEHOLDER_VALUE = "predict"
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    path: Path
+    patient_id: str = ""  # "" for images given without a table
+    row: int | None = None  # data row of the table (1 = first row under the header)
+    rank: int = 0  # 0 = the patient's first image in table order
+
+
+@dataclass(frozen=True)
+class PatientInput:
+    patient_id: str
+    row: int
+    label: int | None = None  # 1 positive, 0 negative, None: not given / not recorded
+    outcome_raw: str = ""
+
+
+@dataclass
+class PredictionInputs:
+    images: list[ImageInput]
+    patients: list[PatientInput]  # empty for loose images
+    table: Path | None = None
+
+
+def is_table(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in TABLE_SUFFIXES
+
+
+def read_inputs(
+    paths: Sequence[str | Path],
+    *,
+    images_root: str | Path | None = None,
+    patient_col: str | None = None,
+    image_col: str | None = None,
+    image_pattern: str | None = None,
+    outcome_column: str | None = None,
+    positive: Sequence[str] | None = None,
+    negative: Sequence[str] | None = None,
+) -> PredictionInputs:
+    """One table, or one or more image files. Missing files raise InputError naming them."""
+    if not paths:
+        raise InputError("give a table or at least one image file")
+    if len(paths) == 1 and is_table(paths[0]):
+        return read_prediction_table(
+            paths[0],
+            images_root=images_root,
+            patient_col=patient_col,
+            image_col=image_col,
+            image_pattern=image_pattern,
+            outcome_column=outcome_column,
+            positive=positive,
+            negative=negative,
+        )
+    tables = [p for p in paths if is_table(p)]
+    if tables:
+        raise InputError("give either one table or image files, not both", file=tables[0])
+    images = []
+    for p in paths:
+        path = Path(p)
+        if not path.is_file():
+            what = "is a folder, not an image file" if path.is_dir() else "image file not found"
+            raise InputError(what, file=path)
+        images.append(ImageInput(path.resolve()))
+    return PredictionInputs(images, [])
+
+
+def read_prediction_table(
+    table: str | Path,
+    *,
+    images_root: str | Path | None = None,
+    patient_col: str | None = None,
+    image_col: str | None = None,
+    image_pattern: str | None = None,
+    outcome_column: str | None = None,
+    positive: Sequence[str] | None = None,
+    negative: Sequence[str] | None = None,
+) -> PredictionInputs:
+    from core.cohort.loader import load_cohort
+    from core.cohort.mapping import ColumnMapping, OutcomeMapping, guess_mapping, is_not_recorded
+    from core.cohort.table import read_table
+
+    table = Path(table)
+    df = read_table(table)
+    if outcome_column and outcome_column not in df.columns:
+        raise InputError(
+            f"outcome column '{outcome_column}' not in the table; columns: {', '.join(df.columns)}",
+            file=table,
+        )
+    if outcome_column and not positive:
+        raise InputError("name the positive outcome values (--positive ...)", file=table)
+    guessed = guess_mapping(df.columns)
+    image = None if image_pattern and not image_col else (image_col or guessed.image)
+    mapping = ColumnMapping(
+        patient_id=patient_col or guessed.patient_id,
+        image=image,
+        outcome=PLACEHOLDER_COLUMN,
+    )
+    frame = df.copy()
+    frame[PLACEHOLDER_COLUMN] = PLACEHOLDER_VALUE
+    root = Path(images_root) if images_root is not None else table.parent
+    try:
+        cohort = load_cohort(
+            frame,
+            images_root=root,
+            mapping=mapping,
+            positive=[PLACEHOLDER_VALUE],
+            image_pattern=image_pattern,
+        )
+    except InputError as exc:
+        raise InputError(exc.detail, file=exc.file if exc.file != "<table>" else table) from None
+    errors = [p for p in cohort.problems if p.severity == "error"]
+    if errors or cohort.exclusions:
+        first = errors[0] if errors else None
+        n = len(errors) + len(cohort.exclusions)
+        more = f" ({n - 1} more problem(s); `bpd cohort check` lists them all)" if n > 1 else ""
+        if first is not None:
+            raise InputError(first.message + more, file=first.file or table, row=first.row)
+        ex = cohort.exclusions[0]
+        raise InputError(f"patient {ex.patient_id}: {ex.message}{more}", file=table, row=ex.row)
+    if not cohort.patients:
+        raise InputError("the table lists no patient", file=table)
+
+    outcome = OutcomeMapping(tuple(positive), tuple(negative or ())) if outcome_column else None
+    patients, images = [], []
+    for p in cohort.patients:
+        label, raw = None, ""
+        if outcome is not None:
+            rows = df.loc[[img.row for img in p.images] or [p.row], outcome_column]
+            values = [v for v in rows if not is_not_recorded(v)]
+            raw = values[0] if values else ""
+            label = outcome.classify(raw) if values else None
+        patients.append(PatientInput(p.patient_id, p.row, label, raw))
+        for rank, rec in enumerate(p.images):
+            images.append(ImageInput(rec.path, p.patient_id, rec.row, rank))
+    return PredictionInputs(images, patients, table)
