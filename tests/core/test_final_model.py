@@ -57,7 +57,7 @@ def test_final_model_is_exported_with_its_card(final_run):
 
     folder = final_run / "final_model"
     assert is_model_dir(folder) and (folder / "model.torchscript.pt").is_file()
-    model, card = load_model_dir(folder)
+    _, card = load_model_dir(folder)
     summary = json.loads((final_run / "summary.json").read_text())
     assert card["init"] == "random" and card["strategy"] == "probe+progressive"
     assert card["cohort"]["n_patients"] == 12 and card["cohort"]["n_positive"] == 6
