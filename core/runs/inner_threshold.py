@@ -67,7 +67,7 @@ def inner_cv_threshold(
     emit: Callable[..., Any],
     cancel=None,
     progress=None,
-    trainer_class: type = FoldTrainer,
+    trainer_class: type | None = None,
 ) -> dict[str, Any]:
     """{"method": "youden", "value", "inner_folds", "n_scored", "inner_auroc"}: the
     threshold for `outer`, chosen on its training patients' inner out-of-fold scores."""
@@ -85,7 +85,7 @@ def inner_cv_threshold(
         return None
 
     for f in _inner_folds(data, outer, cfg):
-        trainer = trainer_class(
+        trainer = (trainer_class or FoldTrainer)(
             data,
             f,
             inner_cfg,

@@ -1,0 +1,165 @@
+"""Out-of-fold explanation: each infant explained by the fold model that did not train
+on them, so the review shows what the cross-validation evaluated.
+
+For repeat R, the patient's fold is the one of that repeat whose fold.json lists the
+patient among its test_patients. The image is the one the fold scored: the patient's
+first readable image in table order (with test_images "mean" the fold averaged all
+images; the map is still of the first). Fold models are cached per fold, so explaining
+every patient loads each fold's model once.
+
+Precision: a run trained on a CPU with native bfloat16 scored its test patients under
+bf16 autocast. A small model's probability can move a lot between bf16 and fp32 (seen:
+0.99 vs 0.70 on a 32 px test model), so the probability and the map are computed in
+the precision the run scored in (read from its run_started event); runs scored in fp16
+on a GPU are explained in fp32.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.errors import ImageError, InputError
+from core.runs.folder import RunFolder
+
+
+@dataclass
+class RunExplainer:
+    """One run's folds, cohort and preprocessing, with fold models loaded on demand."""
+
+    run_dir: Path
+    config: dict[str, Any]
+    folds: dict[str, dict[str, Any]]  # fold_id -> fold.json
+    models: dict[str, torch.nn.Module] = field(default_factory=dict)
+    precision: str = "fp32"  # "bf16" when the run scored its folds under bf16 autocast
+    _images: dict[str, list[Path]] | None = None
+
+    @classmethod
+    def open(cls, run_dir: str | Path) -> RunExplainer:
+        run = RunFolder.open(run_dir)
+        folds = {}
+        for path in sorted((run.path / "folds").glob("*/fold.json")):
+            info = json.loads(path.read_text(encoding="utf-8"))
+            if info.get("finished"):
+                folds[path.parent.name] = info
+        if not folds:
+            raise InputError("the run has no finished fold", file=run.path)
+        return cls(run.path, run.config(), folds, precision=_scoring_precision(run.path))
+
+    def fold_of(self, patient_id: str, repeat: int = 0) -> str:
+        for fold_id, info in self.folds.items():
+            if int(info.get("repeat", -1)) == repeat and patient_id in info["test_patients"]:
+                return fold_id
+        raise InputError(
+            f"patient {patient_id!r} is in no finished test fold of repeat {repeat}",
+            file=self.run_dir,
+        )
+
+    def model(self, fold_id: str) -> torch.nn.Module:
+        if fold_id not in self.models:
+            from core.predict.models import load_fold_model
+
+            self.models[fold_id] = load_fold_model(self.run_dir, fold_id, self.config)
+        return self.models[fold_id]
+
+    def patient_images(self, patient_id: str) -> list[Path]:
+        if self._images is None:
+            self._images = _cohort_images(self.config)
+        if patient_id not in self._images:
+            raise InputError(f"patient {patient_id!r} is not in the run's cohort table")
+        return self._images[patient_id]
+
+    def fold_prob(self, fold_id: str, patient_id: str) -> float | None:
+        """The probability the fold recorded for the patient (its predictions.csv)."""
+        import csv
+
+        path = self.run_dir / "folds" / fold_id / "predictions.csv"
+        with open(path, encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row["patient_id"] == patient_id:
+                    return float(row["prob"])
+        return None
+
+    def label(self, fold_id: str, patient_id: str) -> int | None:
+        import csv
+
+        path = self.run_dir / "folds" / fold_id / "predictions.csv"
+        with open(path, encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row["patient_id"] == patient_id:
+                    return int(row["label"])
+        return None
+
+
+def _scoring_precision(run_dir: Path) -> str:
+    """The precision of the run's last start (events.jsonl run_started.runtime)."""
+    precision = "fp32"
+    path = run_dir / "events.jsonl"
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if '"run_started"' in line:
+                try:
+                    precision = json.loads(line).get("runtime", {}).get("precision", precision)
+                except ValueError:
+                    continue  # a line cut by a kill
+    return "bf16" if precision == "bf16" else "fp32"
+
+
+def _cohort_images(config: dict[str, Any]) -> dict[str, list[Path]]:
+    """Each patient's image paths, from the run's cohort table (no decoding)."""
+    from core.cohort.loader import load_cohort
+    from core.cohort.mapping import ColumnMapping
+
+    source = config["cohort_source"]
+    outcome = source["outcome"]
+    mapping = source.get("mapping")
+    cohort = load_cohort(
+        source["table"],
+        images_root=source.get("images_root"),
+        mapping=ColumnMapping.from_json(mapping) if mapping else None,
+        image_pattern=source.get("image_pattern"),
+        outcome_column=outcome["column"],
+        positive=outcome["positive"],
+        negative=outcome.get("negative") or None,
+    )
+    return {p.patient_id: [rec.path for rec in p.images] for p in cohort.patients}
+
+
+def _first_readable(paths: list[Path], cfg) -> tuple[Path, np.ndarray]:
+    from core.cohort.images import read_image
+    from core.cohort.preprocess import preprocess
+
+    last: ImageError | None = None
+    for path in paths:
+        try:
+            return path, preprocess(read_image(path).pixels, cfg)
+        except ImageError as exc:  # training skipped it too; the next one was scored
+            last = exc
+    raise last or InputError("the patient has no image")
+
+
+def explain_patient(
+    run_dir: str | Path | RunExplainer, patient_id: str, *, repeat: int = 0
+) -> tuple[np.ndarray, np.ndarray, float, str]:
+    """(cam float32 [R, R] in [0, 1], gray uint16 [R, R], prob, fold_id) for one patient,
+    from the fold model of `repeat` whose test set held the patient. Pass a RunExplainer
+    to reuse loaded fold models across patients."""
+    from core.cohort.preprocess import to_model_input
+    from core.explain.gradcam import explain
+    from core.predict.models import run_preprocess
+
+    ex = run_dir if isinstance(run_dir, RunExplainer) else RunExplainer.open(run_dir)
+    fold_id = ex.fold_of(str(patient_id), repeat)
+    _, gray = _first_readable(ex.patient_images(str(patient_id)), run_preprocess(ex.config))
+    model = ex.model(fold_id)
+    x = to_model_input(gray)[None, None]
+    bf16 = ex.precision == "bf16"
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        prob = float(torch.sigmoid(model(x).float())[0])
+    cam = explain(model, x, precision="bfloat16" if bf16 else "float32")
+    return cam, gray, prob, fold_id
