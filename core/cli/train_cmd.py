@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import paths
+from core.cli.train_options import mapping_json as _mapping_json
+from core.cli.train_options import options as _options
+from core.cli.train_options import write_report as _write_report
 from core.errors import InputError
 from core.training.config import INITS, PRESETS, STRATEGIES, TrainConfig, preset
 
@@ -146,32 +149,6 @@ def run_train(args: argparse.Namespace) -> int:
     return _train_new(cfg, source, args.out, args.name, args.quiet, _options(args))
 
 
-def _options(args: argparse.Namespace) -> dict[str, bool]:
-    """Run options beyond the recipe; kept in config.json so `bpd resume` repeats them."""
-    return {"final_model": bool(args.final_model), "report": not args.no_report}
-
-
-def _mapping_json(args: argparse.Namespace) -> dict[str, Any] | None:
-    """The user's column choices (the rest guessed as `bpd cohort check` does)."""
-    if not (args.patient_col or args.image_col or args.image_pattern):
-        return None
-    from core.cohort.mapping import ColumnMapping, guess_mapping
-    from core.cohort.table import read_table
-
-    guessed = guess_mapping(read_table(args.table).columns)
-    image = None if args.image_pattern and not args.image_col else (args.image_col or guessed.image)
-    mapping = ColumnMapping(
-        patient_id=args.patient_col or guessed.patient_id,
-        image=image,
-        outcome=args.outcome,
-        gestational_age=guessed.gestational_age,
-        birth_weight=guessed.birth_weight,
-        irds=guessed.irds,
-        sex=guessed.sex,
-    )
-    return mapping.to_json()
-
-
 def run_demo(args: argparse.Namespace) -> int:
     from core.models.registry import weights_available
 
@@ -301,18 +278,6 @@ def _execute(run, prepared, cfg: TrainConfig, quiet: bool, options: dict[str, bo
     if options.get("report", True):
         _write_report(run.path)
     return 0
-
-
-def _write_report(run_dir: Path) -> None:
-    """report.html beside the results; a failed report never fails the finished run."""
-    from core.evaluation.report import write_report
-
-    try:
-        path = write_report(run_dir)
-    except Exception as exc:  # the run is done and on disk; say why the report is missing
-        print(f"warning: report.html could not be written: {exc}", file=sys.stderr)
-        return
-    print(f"report: {path}")
 
 
 def _install_signal_handlers(cancel: CancelToken) -> dict[int, Any]:

@@ -124,3 +124,25 @@ def test_no_report_flag(tmp_path, studio_home):
     run = train_tiny(tmp_path, "--no-report", n_per_class=4)
     assert not (run / "report.html").exists()
     assert json.loads((run / "config.json").read_text())["options"]["report"] is False
+
+
+def test_column_mapping_flags_are_recorded_and_used(tmp_path, studio_home, capsys):
+    """Headers nothing can guess: --patient-col/--image-col make the table usable, and
+    config.json keeps them for resume, explain and predict."""
+    table, root = tiny_table(tmp_path, 4)
+    text = table.read_text(encoding="utf-8").splitlines()
+    text[0] = "K,F,diagnosis"
+    table.write_text("\n".join(text) + "\n", encoding="utf-8")
+    base = ["train", str(table), "--images-root", str(root), "--outcome", "diagnosis",
+            "--positive", "PNEUMONIA", *TINY_TRAIN, "--no-report"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "unmapped")]) == 2
+    assert "no patient id column" in capsys.readouterr().err
+    out = tmp_path / "mapped"
+    assert main([*base, "--patient-col", "K", "--image-col", "F", "--out", str(out)]) == 0
+    source = json.loads((out / "config.json").read_text())["cohort_source"]
+    assert source["mapping"]["patient_id"] == "K" and source["mapping"]["image"] == "F"
+    from core.explain.oof import RunExplainer
+
+    ex = RunExplainer.open(out)  # re-reads the table through the recorded mapping
+    first = ex.folds["r0-f0"]["test_patients"][0]
+    assert ex.patient_images(first)[0].is_file()
