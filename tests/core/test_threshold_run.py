@@ -32,7 +32,7 @@ def test_youden_threshold_never_sees_the_test_fold(tmp_path, studio_home, monkey
 
     monkeypatch.setattr(inner, "fold_threshold", spy_threshold)
     monkeypatch.setattr(inner, "FoldTrainer", SpyTrainer)  # the inner models only
-    run = train_tiny(tmp_path, "--threshold", "youden", "--no-report")
+    run = train_tiny(tmp_path, "--threshold", "youden")
 
     folds = [json.loads(p.read_text()) for p in sorted(run.glob("folds/*/fold.json"))]
     assert len(chosen) == 2 and len(seen) == 2 * 3  # 3 inner models per outer fold
@@ -56,5 +56,8 @@ def test_youden_threshold_never_sees_the_test_fold(tmp_path, studio_home, monkey
     summary = json.loads((run / "summary.json").read_text())
     assert summary["threshold"]["method"] == "youden"
     assert 0 < summary["threshold"]["for_new_patients"] < 1
+    html = (run / "report.html").read_text(encoding="utf-8")  # the report shows them
+    if len({f["threshold"] for f in folds}) > 1:
+        assert "Folds used their own thresholds" in html
     config = json.loads((run / "config.json").read_text())
     assert config["train"]["threshold_method"] == "youden"
