@@ -12,6 +12,9 @@ and the fields listed per type below (all JSON-serialisable, no numpy types).
     run_started     run_id, run_dir, n_folds_total, n_patients, n_positive, config,
                     runtime {device, precision, channels_last}, resumed (bool)
     fold_started    fold_id ("r<repeat>-f<fold>"), repeat, fold, n_train, n_test
+                    (fold_id "final": the model on every patient after the CV, with
+                    repeat/fold null, n_test 0, epochs without test_auroc, and a
+                    fold_finished with empty metrics)
     epoch_started   fold_id, epoch (0-based, over the whole fold: probe + fine-tuning),
                     n_epochs, phase ("probe", "head", "layer4", "layer3", "layer2", "full")
     batch           fold_id, epoch, batch, n_batches, loss   (throttled, not every batch)
