@@ -74,6 +74,7 @@ def run_predict(args: argparse.Namespace) -> int:
         outcome_column=args.outcome,
         positive=args.positive,
         negative=args.negative,
+        recorded=predictor.columns,
     )
     print(f"model: {predictor.description}; threshold {predictor.threshold:.3f}; "
           f"{len(inputs.images)} image(s)", file=sys.stderr)  # fmt: skip

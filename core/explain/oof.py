@@ -36,6 +36,7 @@ class RunExplainer:
     config: dict[str, Any]
     folds: dict[str, dict[str, Any]]  # fold_id -> fold.json
     models: dict[str, torch.nn.Module] = field(default_factory=dict)
+    max_models: int = 2
     precision: str = "fp32"  # "bf16" when the run scored its folds under bf16 autocast
     _images: dict[str, list[Path]] | None = None
 
@@ -64,6 +65,10 @@ class RunExplainer:
         if fold_id not in self.models:
             from core.predict.models import load_fold_model
 
+            # A ResNet-50 is ~95 MB: keep a few (30 folds of the paper's CV would be 3 GB);
+            # `bpd explain --all` goes fold by fold, so each is still loaded once.
+            while len(self.models) >= self.max_models:
+                self.models.pop(next(iter(self.models)))
             self.models[fold_id] = load_fold_model(self.run_dir, fold_id, self.config)
         return self.models[fold_id]
 

@@ -57,8 +57,11 @@ def read_inputs(
     outcome_column: str | None = None,
     positive: Sequence[str] | None = None,
     negative: Sequence[str] | None = None,
+    recorded: dict | None = None,
 ) -> PredictionInputs:
-    """One table, or one or more image files. Missing files raise InputError naming them."""
+    """One table, or one or more image files. Missing files raise InputError naming them.
+    `recorded`: the training run's column choices ({patient_id, image, image_pattern}),
+    used where the user names none and the table has those columns."""
     if not paths:
         raise InputError("give a table or at least one image file")
     if len(paths) == 1 and is_table(paths[0]):
@@ -71,6 +74,7 @@ def read_inputs(
             outcome_column=outcome_column,
             positive=positive,
             negative=negative,
+            recorded=recorded,
         )
     tables = [p for p in paths if is_table(p)]
     if tables:
@@ -95,6 +99,7 @@ def read_prediction_table(
     outcome_column: str | None = None,
     positive: Sequence[str] | None = None,
     negative: Sequence[str] | None = None,
+    recorded: dict | None = None,
 ) -> PredictionInputs:
     from core.cohort.loader import load_cohort
     from core.cohort.mapping import ColumnMapping, OutcomeMapping, guess_mapping, is_not_recorded
@@ -109,6 +114,8 @@ def read_prediction_table(
         )
     if outcome_column and not positive:
         raise InputError("name the positive outcome values (--positive ...)", file=table)
+    if recorded and not (patient_col or image_col or image_pattern):
+        patient_col, image_col, image_pattern = _recorded_columns(recorded, list(df.columns))
     guessed = guess_mapping(df.columns)
     image = None if image_pattern and not image_col else (image_col or guessed.image)
     mapping = ColumnMapping(
@@ -154,3 +161,11 @@ def read_prediction_table(
         for rank, rec in enumerate(p.images):
             images.append(ImageInput(rec.path, p.patient_id, rec.row, rank))
     return PredictionInputs(images, patients, table)
+
+
+def _recorded_columns(recorded: dict, columns: list[str]) -> tuple:
+    """The training table's id/image columns where this table has them too."""
+    patient = recorded.get("patient_id") if recorded.get("patient_id") in columns else None
+    image = recorded.get("image") if recorded.get("image") in columns else None
+    pattern = recorded.get("image_pattern") if not image and not recorded.get("image") else None
+    return patient, image, pattern

@@ -29,6 +29,7 @@ class Predictor:
     source: Path
     test_images: str = "first"  # how the run scored a patient with several images
     outcome: dict[str, Any] = field(default_factory=dict)
+    columns: dict[str, Any] = field(default_factory=dict)  # training table's id/image columns
 
     @property
     def description(self) -> str:
@@ -129,7 +130,17 @@ def load_predictor(path: str | Path) -> Predictor:
         source=path,
         test_images=train.get("test_images", "first"),
         outcome=config.get("cohort_source", {}).get("outcome") or {},
+        columns=recorded_columns(config),
     )
+
+
+def recorded_columns(config: dict[str, Any]) -> dict[str, Any]:
+    """{patient_id, image, image_pattern} the run's table was read with (user choices)."""
+    source = config.get("cohort_source") or {}
+    mapping = source.get("mapping") or {}
+    out = {"patient_id": mapping.get("patient_id"), "image": mapping.get("image")}
+    out["image_pattern"] = source.get("image_pattern")
+    return out if any(out.values()) else {}
 
 
 def _from_card(model, card: dict[str, Any], kind: str, source: Path) -> Predictor:
@@ -142,4 +153,5 @@ def _from_card(model, card: dict[str, Any], kind: str, source: Path) -> Predicto
         source=source,
         test_images=train.get("test_images", "first"),
         outcome=card.get("outcome") or {},
+        columns=card.get("columns") or {},
     )

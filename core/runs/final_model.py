@@ -144,5 +144,12 @@ def model_card(
         },
         "preprocessing": config.get("preprocess") or {},
         "threshold": float(threshold),
+        "columns": _columns(config),
         "threshold_method": config.get("train", {}).get("threshold_method", "fixed"),
     }
+
+
+def _columns(config: dict[str, Any]) -> dict[str, Any]:
+    from core.predict.models import recorded_columns
+
+    return recorded_columns(config)

@@ -146,3 +146,8 @@ def test_column_mapping_flags_are_recorded_and_used(tmp_path, studio_home, capsy
     ex = RunExplainer.open(out)  # re-reads the table through the recorded mapping
     first = ex.folds["r0-f0"]["test_patients"][0]
     assert ex.patient_images(first)[0].is_file()
+    # bpd predict reads a table with the same headers through the recorded columns
+    pred = tmp_path / "pred.csv"
+    assert main(["predict", str(out), str(table), "--images-root", str(root), "--out",
+                 str(pred), "--quiet"]) == 0  # fmt: skip
+    assert len(pred.read_text().splitlines()) == 1 + 8
