@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.runs.events import FINAL_FOLD_ID
+
 PHASE_TITLES = {
     "probe": "linear probe",
     "head": "head only",
@@ -171,7 +173,10 @@ class RunProgress:
         return min(max(self.done / self.total, 0.0), 1.0)
 
     def n_folds_finished(self) -> int:
-        return sum(1 for f in self.folds.values() if f.metrics is not None)
+        # "final" is the --final-model phase: trained on every patient, not a CV fold.
+        return sum(
+            1 for f in self.folds.values() if f.metrics is not None and f.fold_id != FINAL_FOLD_ID
+        )
 
     def mean_auroc_by_epoch(self) -> list[tuple[int, float, int]]:
         """Running mean across folds: (epoch, mean test AUROC, number of folds in it)."""

@@ -54,6 +54,9 @@ EVENT_TYPES = (
 
 TERMINAL_TYPES = ("run_finished", "run_cancelled", "run_failed")
 
+# fold_id of the --final-model phase (every patient, no test set): not a CV fold.
+FINAL_FOLD_ID = "final"
+
 
 def make_event(type_: str, seq: int, **fields: Any) -> dict[str, Any]:
     if type_ not in EVENT_TYPES:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.runs.events import FINAL_FOLD_ID
 from core.runs.folder import FoldFolder, RunFolder
 from core.training.config import TrainConfig
 from core.training.data import TrainingData
@@ -27,7 +28,7 @@ from core.training.folds import Fold, fold_seed, training_images
 from core.training.loop import FoldTrainer
 from core.training.schedule import fold_work
 
-FINAL_ID = "final"
+FINAL_ID = FINAL_FOLD_ID
 FINAL_DIR = "final_model"
 WORK_DIR = "final_work"
 FINAL_SEED_REPEAT = 10**6  # a seed stream no cross-validation fold uses

@@ -79,3 +79,14 @@ def test_describe_config_of_the_paper_preset():
         "xrv init · probe+progressive + CutMix · 5 folds × 6 · 10 probe + 20 epochs · "
         "512 px · batch 8"
     )
+
+
+def test_final_model_phase_is_not_counted_as_a_fold(tmp_path):
+    writer = FakeRunWriter(tmp_path / "run")
+    writer.write()
+    writer.log.emit("fold_started", fold_id="final", repeat=None, fold=None, n_train=9, n_test=0)
+    writer.log.emit("fold_finished", fold_id="final", metrics={})
+    events, _ = read_new_events(tmp_path / "run" / "events.jsonl", 0)
+    p = RunProgress()
+    p.apply_all(events)
+    assert p.n_folds_finished() == 2
