@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "core.cli.cohort_cmd",
     "core.cli.report_cmd",
     "core.cli.train_cmd",
+    "core.cli.bench_cmd",
     "core.cli.predict_cmd",
 )
 

@@ -43,6 +43,13 @@ class TrainingData:
     def resolution(self) -> int:
         return int(self.pixels.shape[-1])
 
-    def model_input(self, idx: np.ndarray) -> torch.Tensor:
-        """Images idx -> float32 [B, 1, R, R] in [-1024, 1024]."""
-        return to_model_input(self.pixels[np.asarray(idx)])[:, None]
+    def model_input(self, idx: np.ndarray, device: torch.device | None = None) -> torch.Tensor:
+        """Images idx -> float32 [B, 1, R, R] in [-1024, 1024], on `device`.
+
+        For a GPU the uint16 batch (half the bytes of float32) goes through pinned
+        memory with a non-blocking copy and is converted on the GPU."""
+        raw = torch.from_numpy(self.pixels[np.asarray(idx)])
+        if device is not None and device.type == "cuda":
+            raw = raw.pin_memory().to(device, non_blocking=True)
+        x = to_model_input(raw)[:, None]
+        return x if device is None else x.to(device)

@@ -27,6 +27,7 @@ from core.training import schedule as sch
 from core.training.augment import augment_batch, cutmix, mixed_bce
 from core.training.config import TrainConfig
 from core.training.data import TrainingData
+from core.training.fastpath import FastForward, wants_gemm_1x1
 from core.training.features import extract_features, recalibrate_bn, uses_feature_cache
 from core.training.folds import Fold, fold_seed, scored_images, training_images
 from core.training.runtime import CancelToken, Progress, Runtime
@@ -81,6 +82,11 @@ class FoldTrainer:
         self.model = model.to(runtime.device)
         if runtime.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.fast = FastForward(
+            self.model,
+            gemm_1x1=wants_gemm_1x1(runtime.device, runtime.channels_last),
+            fold_frozen_bn=not cfg.frozen_bn_train_mode,
+        )
         self.gen = torch.Generator().manual_seed(self.seed)
         self.history: list[dict[str, Any]] = []
         self.n_steps = steps_per_epoch(len(self.train_idx), cfg.batch_size)
@@ -102,7 +108,7 @@ class FoldTrainer:
 
     # ----- inputs --------------------------------------------------------------------
     def _images(self, idx: np.ndarray | torch.Tensor) -> torch.Tensor:
-        x = self.data.model_input(np.asarray(idx)).to(self.rt.device, non_blocking=True)
+        x = self.data.model_input(np.asarray(idx), self.rt.device)
         if self.rt.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -264,40 +270,51 @@ class FoldTrainer:
 
     def _image_epoch(self, plan: sch.EpochPlan, optimizer, scheduler) -> float:
         cfg = self.cfg
-        sch.set_train_modes(self.model, plan, cfg)
-        cut_cfg = cfg.cutmix_probe if plan.stage == "probe" else cfg.cutmix_finetune
-        augment = plan.stage == "finetune" or cfg.probe_augment
+        self.begin_image_epoch(plan)
         order = self._epoch_order()
         unit = cfg.batch_size * (1.0 if plan.head_only else 1.0 + sch.BACKWARD_COST)
         losses = []
         for b in range(self.n_steps):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size].numpy()
-            x, y = self._images(idx), self._labels(idx)
-            if augment:
-                x = augment_batch(x, cfg.augment, self.gen)
-                if self.rt.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-            x, y_a, y_b, lam = cutmix(x, y, cut_cfg, self.gen)
-            with self.rt.autocast():
-                if plan.head_only:
-                    with torch.no_grad():
-                        feats = self.model.forward_features(x)
-                    logits = self.model.forward_head(feats.float())
-                else:
-                    logits = self.model(x)
-            loss = mixed_bce(logits.float(), y_a, y_b, lam, self.pos_weight)
-            optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(optimizer)
-            self.scaler.update()
-            if scheduler is not None:
-                scheduler.step()
-                sch.mask_frozen_lrs(optimizer, plan)
-            losses.append(float(loss.detach()))
+            losses.append(self.train_step(plan, idx, optimizer, scheduler))
             self.progress.advance(unit)
             self._emit_batch(plan, b, losses[-1])
             self._check_cancel()
         return float(np.mean(losses))
+
+    def begin_image_epoch(self, plan: sch.EpochPlan) -> None:
+        """Train/eval modes of the epoch, then the fast forward for its frozen prefix."""
+        sch.set_train_modes(self.model, plan, self.cfg)
+        blocks = tuple(b for b in plan.trainable if b.startswith("layer"))
+        self.fast.prepare(blocks, whole_backbone="backbone" in plan.trainable)
+
+    def train_step(self, plan: sch.EpochPlan, idx: np.ndarray, optimizer, scheduler) -> float:
+        """One optimizer step on training images idx (augmentation, CutMix, precision
+        and schedule as the plan says); returns the batch loss."""
+        cfg = self.cfg
+        cut_cfg = cfg.cutmix_probe if plan.stage == "probe" else cfg.cutmix_finetune
+        x, y = self._images(idx), self._labels(idx)
+        if plan.stage == "finetune" or cfg.probe_augment:
+            x = augment_batch(x, cfg.augment, self.gen)
+            if self.rt.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+        x, y_a, y_b, lam = cutmix(x, y, cut_cfg, self.gen)
+        with self.rt.autocast():
+            if plan.head_only:
+                with torch.no_grad():
+                    feats = self.fast.forward_features(x)
+                logits = self.model.forward_head(feats.float())
+            else:
+                logits = self.model.forward_head(self.fast.forward_features(x))
+        loss = mixed_bce(logits.float(), y_a, y_b, lam, self.pos_weight)
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+        if scheduler is not None:
+            scheduler.step()
+            sch.mask_frozen_lrs(optimizer, plan)
+        return float(loss.detach())
 
     def _emit_batch(self, plan: sch.EpochPlan, batch: int, loss: float) -> None:
         if self.progress.due():

@@ -1,0 +1,38 @@
+"""`bpd bench train`: the real final-stage training step, timed; last line JSON."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from core.cli.main import main
+from core.training.bench import bench_config, bench_train
+
+
+def test_bench_times_the_final_progressive_stage():
+    torch.set_num_threads(1)
+    cfg = bench_config(32, 2, device="cpu", precision="fp32")
+    result = bench_train(cfg, steps=2, warmup=1)
+    assert result["images_per_s"] > 0 and len(result["step_s"]) == 2
+    assert result["trainable"] == ["head", "layer4", "layer3", "layer2"]
+    assert result["precision"] == "fp32" and result["device"] == "cpu"
+    assert 0 <= result["data_share"] < 1
+    assert result["peak_rss_mb"] > 100  # a ResNet-50 and torch are in memory
+
+
+def test_bench_cli_last_line_is_json(capsys):
+    args = "bench train --resolution 32 --batch-size 2 --steps 1 --warmup 0 --device cpu"
+    code = main([*args.split(), "--threads", "1", "--frozen-bn", "eval"])
+    assert code == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    data = json.loads(last)
+    assert data["images_per_s"] > 0
+    assert data["resolution"] == 32 and data["batch_size"] == 2 and data["threads"] == 1
+    assert data["frozen_bn_train_mode"] is False
+    assert {"device", "precision", "channels_last", "torch"} <= set(data)
+
+
+def test_bench_cli_rejects_bad_sizes(capsys):
+    assert main(["bench", "train", "--resolution", "0"]) == 2
+    assert "resolution" in capsys.readouterr().err
