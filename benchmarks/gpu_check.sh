@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:-$(mktemp -d)}"
 PYTHON="${PYTHON:-python3}"
 DEVICE="${DEVICE:-cuda}"
-RESOLUTIONS="${RESOLUTIONS:-512 224}"
+RESOLUTIONS="${RESOLUTIONS-512 224}"  # set it empty to skip the bench
 STEPS="${STEPS:-30}"
 BATCH="${BATCH:-8}"
 PAPER_RES="${PAPER_RES:-512}"
