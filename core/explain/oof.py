@@ -7,11 +7,8 @@ first readable image in table order (with test_images "mean" the fold averaged a
 images; the map is still of the first). Fold models are cached per fold, so explaining
 every patient loads each fold's model once.
 
-Precision: a run trained on a CPU with native bfloat16 scored its test patients under
-bf16 autocast. A small model's probability can move a lot between bf16 and fp32 (seen:
-0.99 vs 0.70 on a 32 px test model), so the probability and the map are computed in
-the precision the run scored in (read from its run_started event); runs scored in fp16
-on a GPU are explained in fp32.
+Probabilities and maps are fp32, as the cross-validation scored its test patients
+(core.training.loop), so the probability shown equals the recorded out-of-fold one.
 """
 
 from __future__ import annotations
@@ -37,7 +34,6 @@ class RunExplainer:
     folds: dict[str, dict[str, Any]]  # fold_id -> fold.json
     models: dict[str, torch.nn.Module] = field(default_factory=dict)
     max_models: int = 2
-    precision: str = "fp32"  # "bf16" when the run scored its folds under bf16 autocast
     _images: dict[str, list[Path]] | None = None
 
     @classmethod
@@ -50,7 +46,7 @@ class RunExplainer:
                 folds[path.parent.name] = info
         if not folds:
             raise InputError("the run has no finished fold", file=run.path)
-        return cls(run.path, run.config(), folds, precision=_scoring_precision(run.path))
+        return cls(run.path, run.config(), folds)
 
     def fold_of(self, patient_id: str, repeat: int = 0) -> str:
         for fold_id, info in self.folds.items():
@@ -101,20 +97,6 @@ class RunExplainer:
         return None
 
 
-def _scoring_precision(run_dir: Path) -> str:
-    """The precision of the run's last start (events.jsonl run_started.runtime)."""
-    precision = "fp32"
-    path = run_dir / "events.jsonl"
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if '"run_started"' in line:
-                try:
-                    precision = json.loads(line).get("runtime", {}).get("precision", precision)
-                except ValueError:
-                    continue  # a line cut by a kill
-    return "bf16" if precision == "bf16" else "fp32"
-
-
 def _cohort_images(config: dict[str, Any]) -> dict[str, list[Path]]:
     """Each patient's image paths, from the run's cohort table (no decoding)."""
     from core.cohort.loader import load_cohort
@@ -163,8 +145,7 @@ def explain_patient(
     _, gray = _first_readable(ex.patient_images(str(patient_id)), run_preprocess(ex.config))
     model = ex.model(fold_id)
     x = to_model_input(gray)[None, None]
-    bf16 = ex.precision == "bf16"
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.no_grad():
         prob = float(torch.sigmoid(model(x).float())[0])
-    cam = explain(model, x, precision="bfloat16" if bf16 else "float32")
+    cam = explain(model, x, precision="float32")
     return cam, gray, prob, fold_id

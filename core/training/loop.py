@@ -378,11 +378,14 @@ class FoldTrainer:
             logits = self.model.forward_head(self.features[torch.as_tensor(idx)].to(self.rt.device))
             logits = logits.float().cpu().numpy().astype(np.float64)
             return 1.0 / (1.0 + np.exp(-logits)), logits
+        # Scores are computed in fp32 whatever the training precision: bf16 can move a
+        # small model's probability by tenths, and `bpd predict`/`bpd explain` must
+        # reproduce exactly what the cross-validation reported. Scoring is cheap.
         out = []
         step = max(32, self.cfg.batch_size)
         for s in range(0, len(idx), step):
             part = idx[s : s + step]
-            with self.rt.autocast():
+            with torch.no_grad():
                 out.append(self.model(self._images(part)).float().cpu())
             self.progress.advance(len(part))
         logits = torch.cat(out).numpy().astype(np.float64)
