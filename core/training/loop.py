@@ -12,6 +12,7 @@ exactly as an uninterrupted one would (same RNG streams).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -235,7 +236,8 @@ class FoldTrainer:
         test_auroc = None
         if self.cfg.eval_every_epoch and not last:
             cached = plan.stage == "probe" and self.features is not None
-            probs, logits = self._predict(self.test_idx, cached)
+            # monitoring only: in the training precision (the final score is fp32)
+            probs, logits = self._predict(self.test_idx, cached, exact=False)
             _, labels, p_probs, _ = self._per_patient(self.test_idx, probs, logits)
             value = auroc(labels, p_probs)
             test_auroc = None if np.isnan(value) else value
@@ -370,7 +372,9 @@ class FoldTrainer:
 
     # ----- scoring ---------------------------------------------------------------------
     @torch.no_grad()
-    def _predict(self, idx: np.ndarray, cached: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def _predict(
+        self, idx: np.ndarray, cached: bool = False, exact: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities and logits of images idx (eval mode; from cached features
         while the backbone is the one the cache was computed with)."""
         self.model.eval()
@@ -385,7 +389,7 @@ class FoldTrainer:
         step = max(32, self.cfg.batch_size)
         for s in range(0, len(idx), step):
             part = idx[s : s + step]
-            with torch.no_grad():
+            with torch.no_grad(), contextlib.nullcontext() if exact else self.rt.autocast():
                 out.append(self.model(self._images(part)).float().cpu())
             self.progress.advance(len(part))
         logits = torch.cat(out).numpy().astype(np.float64)
