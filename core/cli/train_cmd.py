@@ -224,21 +224,10 @@ def _preprocess_cfg(cfg: TrainConfig):
 
 
 def _prepare(source: dict[str, Any], cfg: TrainConfig, quiet: bool):
-    from core.cohort.loader import load_cohort
-    from core.cohort.mapping import ColumnMapping
+    from core.cohort.loader import load_recorded_cohort
     from core.cohort.prepare import prepare_images
 
-    outcome = source["outcome"]
-    mapping = source.get("mapping")
-    cohort = load_cohort(
-        source["table"],
-        images_root=source.get("images_root"),
-        mapping=ColumnMapping.from_json(mapping) if mapping else None,
-        image_pattern=source.get("image_pattern"),
-        outcome_column=outcome["column"],
-        positive=outcome["positive"],
-        negative=outcome.get("negative") or None,
-    )
+    cohort = load_recorded_cohort(source)
     bar = None if quiet else ProgressBar("images")
     prepared = prepare_images(cohort, _preprocess_cfg(cfg), on_progress=bar.update if bar else None)
     if bar:

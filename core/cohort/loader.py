@@ -11,6 +11,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -302,3 +303,20 @@ class _Builder:
             pattern = self.pattern or " or ".join(self.matcher.default_pattern(pid))
             return f"no image file matches {pattern} under {self.root}: patient excluded"
         return "none of the patient's images can be used (see problems): patient excluded"
+
+
+def load_recorded_cohort(source: dict[str, Any]) -> Cohort:
+    """The cohort a run recorded in config.json["cohort_source"] (table, images root,
+    column mapping, image pattern, outcome mapping), re-read without decoding images.
+    Resume, explain and report all go through here, so they see the run's own mapping."""
+    outcome = source["outcome"]
+    mapping = source.get("mapping")
+    return load_cohort(
+        source["table"],
+        images_root=source.get("images_root"),
+        mapping=ColumnMapping.from_json(mapping) if mapping else None,
+        image_pattern=source.get("image_pattern"),
+        outcome_column=outcome["column"],
+        positive=outcome["positive"],
+        negative=outcome.get("negative") or None,
+    )

@@ -101,7 +101,7 @@ def baselines_from_cohort_table(run: RunData) -> tuple[dict, str]:
     """Baselines for a run whose summary.json has none, from the cohort table named in
     config.json (table only, no images), on the run's own folds. Returns (baselines or
     {}, a sentence saying where they came from or why there are none)."""
-    from core.cohort.loader import load_cohort
+    from core.cohort.loader import load_recorded_cohort
     from core.errors import BPDError
     from core.evaluation.baselines import clinical_baselines
 
@@ -110,13 +110,7 @@ def baselines_from_cohort_table(run: RunData) -> tuple[dict, str]:
     if not source.get("table") or not outcome.get("column"):
         return {}, "No clinical baselines: summary.json has none and config.json names no table."
     try:
-        cohort = load_cohort(
-            source["table"],
-            images_root=source.get("images_root"),
-            outcome_column=outcome["column"],
-            positive=outcome.get("positive"),
-            negative=outcome.get("negative") or None,
-        )
+        cohort = load_recorded_cohort(source)
         splits = [(f.fold_id, f.train_patients, f.test_patients) for f in run.folds]
         base = clinical_baselines(cohort.patients, splits)
     except (BPDError, OSError, KeyError, ValueError) as exc:

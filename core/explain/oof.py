@@ -99,21 +99,9 @@ class RunExplainer:
 
 def _cohort_images(config: dict[str, Any]) -> dict[str, list[Path]]:
     """Each patient's image paths, from the run's cohort table (no decoding)."""
-    from core.cohort.loader import load_cohort
-    from core.cohort.mapping import ColumnMapping
+    from core.cohort.loader import load_recorded_cohort
 
-    source = config["cohort_source"]
-    outcome = source["outcome"]
-    mapping = source.get("mapping")
-    cohort = load_cohort(
-        source["table"],
-        images_root=source.get("images_root"),
-        mapping=ColumnMapping.from_json(mapping) if mapping else None,
-        image_pattern=source.get("image_pattern"),
-        outcome_column=outcome["column"],
-        positive=outcome["positive"],
-        negative=outcome.get("negative") or None,
-    )
+    cohort = load_recorded_cohort(config["cohort_source"])
     return {p.patient_id: [rec.path for rec in p.images] for p in cohort.patients}
 
 
