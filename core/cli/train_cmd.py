@@ -18,20 +18,11 @@ from core.cli.train_options import mapping_json as _mapping_json
 from core.cli.train_options import options as _options
 from core.cli.train_options import write_report as _write_report
 from core.errors import InputError
+from core.evaluation.metrics import METRIC_NAMES
 from core.training.config import INITS, PRESETS, STRATEGIES, TrainConfig, preset
 
 if TYPE_CHECKING:  # torch loads only when a training command runs
     from core.training.runtime import CancelToken
-
-METRICS_SHOWN = (
-    "auroc",
-    "balanced_accuracy",
-    "f1",
-    "sensitivity",
-    "specificity",
-    "precision",
-    "npv",
-)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -284,7 +275,7 @@ def _install_signal_handlers(cancel: CancelToken) -> dict[int, Any]:
 
 def _print_result(run_dir: Path, summary: dict[str, Any]) -> None:
     print(f"run folder: {run_dir}")
-    for name in METRICS_SHOWN:
+    for name in METRIC_NAMES:
         m = summary.get(name) or {}
         if m.get("mean") is None:
             print(f"{name:>18}: undefined")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 METRIC_NAMES = (
     "auroc",
@@ -24,6 +23,9 @@ def _ratio(num: float, den: float) -> float:
 
 def auroc(y_true: np.ndarray, scores: np.ndarray) -> float:
     """AUROC, or NaN when only one class is present (undefined, not 0.5)."""
+    # sklearn loads here, not at import: the CLI parser uses METRIC_NAMES and must start fast
+    from sklearn.metrics import roc_auc_score
+
     y_true = np.asarray(y_true).astype(int)
     if len(np.unique(y_true)) < 2:
         return float("nan")
