@@ -35,6 +35,7 @@ class RunExplainer:
     models: dict[str, torch.nn.Module] = field(default_factory=dict)
     max_models: int = 2
     _images: dict[str, list[Path]] | None = None
+    _predictions: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
 
     @classmethod
     def open(cls, run_dir: str | Path) -> RunExplainer:
@@ -77,24 +78,22 @@ class RunExplainer:
 
     def fold_prob(self, fold_id: str, patient_id: str) -> float | None:
         """The probability the fold recorded for the patient (its predictions.csv)."""
-        import csv
-
-        path = self.run_dir / "folds" / fold_id / "predictions.csv"
-        with open(path, encoding="utf-8", newline="") as fh:
-            for row in csv.DictReader(fh):
-                if row["patient_id"] == patient_id:
-                    return float(row["prob"])
-        return None
+        row = self._fold_rows(fold_id).get(patient_id)
+        return float(row["prob"]) if row else None
 
     def label(self, fold_id: str, patient_id: str) -> int | None:
-        import csv
+        row = self._fold_rows(fold_id).get(patient_id)
+        return int(row["label"]) if row else None
 
-        path = self.run_dir / "folds" / fold_id / "predictions.csv"
-        with open(path, encoding="utf-8", newline="") as fh:
-            for row in csv.DictReader(fh):
-                if row["patient_id"] == patient_id:
-                    return int(row["label"])
-        return None
+    def _fold_rows(self, fold_id: str) -> dict[str, dict[str, str]]:
+        """A fold's predictions.csv by patient, read once (`--all` asks per patient)."""
+        if fold_id not in self._predictions:
+            import csv
+
+            path = self.run_dir / "folds" / fold_id / "predictions.csv"
+            with open(path, encoding="utf-8", newline="") as fh:
+                self._predictions[fold_id] = {r["patient_id"]: r for r in csv.DictReader(fh)}
+        return self._predictions[fold_id]
 
 
 def _cohort_images(config: dict[str, Any]) -> dict[str, list[Path]]:
