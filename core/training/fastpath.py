@@ -15,6 +15,8 @@ only how the pass is computed changes:
   matrix products over the NHWC view (F.linear): the weight gradient is then one GEMM,
   where oneDNN's bf16 weight-gradient convolution kernel reaches a fraction of the
   matrix unit's speed (measured 2-10x slower for ResNet-50's 1x1 shapes on 2 cores).
+  3x3 convolutions with small outputs keep oneDNN's forward and compute their gradients
+  as matrix products too (core.training.conv3x3_gemm).
 
 Used for training steps only; scoring and Grad-CAM call the model's own forward.
 """
@@ -27,6 +29,7 @@ from torch import nn
 from torchvision.models.resnet import Bottleneck
 
 from core.models.model import BPDModel
+from core.training.conv3x3_gemm import conv3x3, wants_gemm_backward
 
 BLOCKS = ("layer1", "layer2", "layer3", "layer4")
 
@@ -133,13 +136,15 @@ class FastForward:
                 x = x[:, :, ::sh, ::sw]
             w = conv.weight.view(conv.out_channels, conv.in_channels)
             return F.linear(x.permute(0, 2, 3, 1), w, conv.bias).permute(0, 3, 1, 2)
+        if self.gemm_1x1 and wants_gemm_backward(conv, x):
+            return conv3x3(conv, x)
         return conv(x)
 
     def _bottleneck(self, blk: nn.Module, x: torch.Tensor) -> torch.Tensor:
         if not self.gemm_1x1 or not isinstance(blk, Bottleneck):
             return blk(x)
         out = blk.relu(blk.bn1(self._conv(blk.conv1, x)))
-        out = blk.relu(blk.bn2(blk.conv2(out)))
+        out = blk.relu(blk.bn2(self._conv(blk.conv2, out)))
         out = blk.bn3(self._conv(blk.conv3, out))
         if blk.downsample is not None:
             ds = blk.downsample
