@@ -74,7 +74,9 @@ class TrainView(QWidget):
         self.cancel_button.clicked.connect(self.cancel_selected)
         self.resume_button = QPushButton("Resume")
         self.resume_button.setObjectName("resume_button")
-        self.resume_button.setToolTip("Continue from the last finished epoch (bpd resume)")
+        self.resume_button.setToolTip(
+            "Continue from the last checkpoint (bpd resume; at most about a minute is redone)"
+        )
         self.resume_button.clicked.connect(self.resume_selected)
         self.folder_button = QPushButton("Folder")
         self.folder_button.setToolTip("Open the run folder")

@@ -103,7 +103,7 @@ class RunPanel(QWidget):
         if isinstance(auroc, dict) and auroc.get("mean") is not None:
             parts.append(f"AUROC {auroc['mean']:.3f} ± {auroc.get('sd') or 0:.3f} over folds")
         if p.status == "cancelled":
-            parts.append("cancelled — Resume continues from the last finished epoch")
+            parts.append("cancelled — Resume continues from the last checkpoint")
         if p.status == "failed":
             parts.append("failed — fix the cause below, then Resume")
         if p.warnings:

@@ -7,7 +7,7 @@ the model card carries. Written with core.models.export into RUN_DIR/final_model
 Resumable like a fold: RUN_DIR/final_work/ holds the epoch checkpoint while training;
 the export folder is complete only once its model card is written (the card is written
 last), so a kill at any point leaves either no final model or a whole one, and
-`bpd resume` continues from the last finished epoch.
+`bpd resume` continues from the last checkpoint.
 """
 
 from __future__ import annotations

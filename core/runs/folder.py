@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from core import paths
-from core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from core.atomic import atomic_write, atomic_write_json, atomic_write_text
 from core.errors import RunError
 from core.runs.events import EventLog
 
@@ -50,9 +50,8 @@ def package_versions() -> dict[str, str]:
 
 
 def save_torch(path: Path, obj: Any) -> None:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    # straight into the temp file: no second in-memory copy of a 300 MB checkpoint
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def load_torch(path: Path) -> Any:

@@ -1,7 +1,7 @@
 """Cross-validation as a job: folds -> FoldTrainer -> fold files -> run summary.
 
 `run_cv` works the same for a new run and a resumed one: finished folds are read back
-from disk, an unfinished fold continues from its checkpoint (last finished epoch).
+from disk, an unfinished fold continues from its checkpoint.
 Cancellation (CancelToken) stops after the current batch, marks the run "cancelled"
 and raises core.errors.Cancelled; the folder stays resumable.
 """

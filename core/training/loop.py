@@ -5,9 +5,10 @@ head run the backbone under no_grad (no backbone backward pass). A probe without
 augmentation and without CutMix trains on features computed once per image
 (core.training.features).
 
-After every finished epoch a checkpoint (model, optimizer, scheduler, RNG states,
-history) goes to `checkpoints.save`; a cancelled fold resumes from it and continues
-exactly as an uninterrupted one would (same RNG streams).
+After a finished epoch a checkpoint (model, optimizer, scheduler, RNG states, history)
+goes to `checkpoints.save` when the last one is at least `cfg.checkpoint_every_s` old;
+a cancelled or killed fold resumes from it and continues exactly as an uninterrupted
+one would (same RNG streams), losing at most the epochs since.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class FoldTrainer:
         )
         self.gen = torch.Generator().manual_seed(self.seed)
         self.history: list[dict[str, Any]] = []
+        self._last_checkpoint = time.monotonic()
         self.n_steps = steps_per_epoch(len(self.train_idx), cfg.batch_size)
         self.probe_opt: torch.optim.Optimizer | None = None
         self.ft_opt: torch.optim.Optimizer | None = None
@@ -133,6 +135,7 @@ class FoldTrainer:
     # ----- the fold --------------------------------------------------------------------
     def run(self) -> FoldResult:
         start_epoch = self._restore()
+        self._last_checkpoint = time.monotonic()
         if start_epoch == 0:
             torch.manual_seed(self.seed)  # dropout's stream; restored from checkpoints
         for plan in self.plans[start_epoch:]:
@@ -167,15 +170,19 @@ class FoldTrainer:
         return epoch
 
     def _worth_checkpointing(self, plan: sch.EpochPlan) -> bool:
-        """Every finished epoch, except probe epochs on cached features before the last
-        one: such an epoch takes well under a second, writing the model takes longer, and
-        redoing the probe from the fold's start after a kill gives the same result."""
-        if plan.stage != "probe" or self.features is None:
-            return True
+        """After an epoch when the last checkpoint is `checkpoint_every_s` old. Never
+        after the fold's last epoch (its model.pt follows within seconds) nor after a
+        probe epoch on cached features before the last one (it takes milliseconds, and
+        redoing the probe after a kill gives the same result)."""
         following = self.plans[plan.epoch + 1] if plan.epoch + 1 < len(self.plans) else None
-        return following is None or following.stage != "probe"
+        if following is None:
+            return False
+        if plan.stage == "probe" and self.features is not None and following.stage == "probe":
+            return False
+        return time.monotonic() - self._last_checkpoint >= self.cfg.checkpoint_every_s
 
     def _checkpoint(self, plan: sch.EpochPlan) -> None:
+        self._last_checkpoint = time.monotonic()
         if not self.checkpoints:
             return
         model_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}

@@ -12,7 +12,9 @@ from core.runs.events import read_events
 from core.runs.folder import RunFolder, load_torch
 from core.runs.runner import run_cv
 from core.training.config import TrainConfig
-from core.training.runtime import CancelToken
+from core.training.folds import make_folds
+from core.training.loop import FoldTrainer
+from core.training.runtime import CancelToken, resolve_runtime
 from tests.core.test_training_run import demo_subset, random_model
 
 CFG = TrainConfig(
@@ -27,6 +29,7 @@ CFG = TrainConfig(
     device="cpu",
     precision="fp32",
     eval_every_epoch=True,
+    checkpoint_every_s=0,  # after every epoch, so the interrupt below has one to resume
 )
 
 
@@ -84,3 +87,30 @@ def test_same_seed_same_result_other_seed_other_folds(tmp_path, data):
     run_cv(c_run, data, cfg.replace(seed=cfg.seed + 1), random_model)
     folds_a = RunFolder(tmp_path / "a").fold("r0-f0").read()["test_patients"]
     assert folds_a != c_run.fold("r0-f0").read()["test_patients"]
+
+
+class _RecordingStore:
+    def __init__(self):
+        self.epochs: list[int] = []
+
+    def load(self):
+        return None
+
+    def save(self, state):
+        self.epochs.append(state["epoch"])
+
+
+# epochs 0-1 cached probe, 2-4 fine-tuning: the first probe epoch and the fold's last
+# epoch are never checkpointed; otherwise the interval decides
+@pytest.mark.parametrize("every_s,expected", [(0, [1, 2, 3]), (3600, [])])
+def test_checkpoints_follow_the_interval(data, every_s, expected):
+    torch.set_num_threads(1)
+    cfg = CFG.replace(checkpoint_every_s=every_s)
+    fold = make_folds(data.labels, 2, 1, cfg.seed, "stratified")[0]
+    store = _RecordingStore()
+    trainer = FoldTrainer(
+        data, fold, cfg, resolve_runtime(cfg), random_model(1),
+        emit=lambda *a, **k: None, checkpoints=store,
+    )  # fmt: skip
+    trainer.run()
+    assert store.epochs == expected
