@@ -3,6 +3,7 @@
 Device "auto": CUDA, then Apple MPS, then CPU. Precision "auto": on CUDA bf16 where the
 GPU supports it, else fp16 with a GradScaler; on a CPU with native bfloat16
 (AVX512-BF16 / AMX) bf16 autocast with channels_last; fp32 otherwise (and on MPS).
+On a CPU, freed memory stays in the process (core.training.allocator).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from core.errors import InputError
+from core.training.allocator import keep_freed_memory
 from core.training.config import TrainConfig
 
 
@@ -28,6 +30,7 @@ class Runtime:
     device: torch.device
     precision: str  # "fp32", "bf16" or "fp16"
     channels_last: bool
+    keeps_freed_memory: bool = False  # core.training.allocator (CPU training)
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -44,6 +47,7 @@ class Runtime:
             "device": str(self.device),
             "precision": self.precision,
             "channels_last": self.channels_last,
+            "keeps_freed_memory": self.keeps_freed_memory,
         }
 
 
@@ -62,7 +66,8 @@ def resolve_runtime(cfg: TrainConfig) -> Runtime:
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     channels_last = device.type == "cuda" or (device.type == "cpu" and precision == "bf16")
-    return Runtime(device, precision, channels_last)
+    keeps_freed = device.type == "cpu" and keep_freed_memory()
+    return Runtime(device, precision, channels_last, keeps_freed)
 
 
 def _resolve_device(name: str) -> torch.device:
