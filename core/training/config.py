@@ -197,8 +197,8 @@ def paper_preset() -> TrainConfig:
 
 
 def cpu_fast_preset() -> TrainConfig:
-    """A recipe a CPU-only site can run in minutes (about 5-6 on 2 cores for ~160
-    patients / ~250 images).
+    """A recipe a CPU-only site can run in minutes (about 4 on 2 idle cores for ~160
+    patients / ~250 images, import included).
 
     What changes from `paper`, and why:
     - 128 px instead of 512: compute scales with pixels (16x less); pneumonia-like
