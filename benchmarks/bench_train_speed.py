@@ -1,11 +1,13 @@
 """Speed-up of `bpd bench train` over the plain fp32 loop, measured side by side.
 
     python benchmarks/bench_train_speed.py [--resolutions 512 224] [--repeats 3]
-        [--steps 5] [--threads 0] [--engine-args "--frozen-bn eval"]
+        [--steps 5] [--threads 0] [--frozen-bn train|eval] [--engine-args "..."]
 
 For each resolution, runs benchmarks/reference_fp32_loop.py and `bpd bench train`
 alternately (reference, engine, reference, engine, ...) as separate processes at batch 8,
 so both see the same machine load; reports the median images/s of each and their ratio.
+`--frozen-bn` sets the frozen blocks' BatchNorm mode of both loops (METHOD.md offers
+train mode, the authors' code, and eval mode).
 Load average before and after goes into the output. The last line is JSON.
 """
 
@@ -48,11 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=0, help="both loops (0: torch default)")
+    p.add_argument("--frozen-bn", choices=("train", "eval"), default="train",
+                   help="frozen blocks' BatchNorm mode, both loops")  # fmt: skip
     p.add_argument("--engine-args", default="", help="extra flags for bpd bench train")
     args = p.parse_args(argv)
     py = sys.executable
     common = ["--batch-size", str(args.batch_size), "--steps", str(args.steps)]
-    common += ["--threads", str(args.threads)]
+    common += ["--threads", str(args.threads), "--frozen-bn", args.frozen_bn]
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     results = {}
@@ -78,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
             "speedup": round(eng_med / ref_med, 2),
             "reference_runs": [x["images_per_s"] for x in ref],
             "engine_runs": [x["images_per_s"] for x in eng],
+            "reference_settings": {
+                k: ref[-1].get(k) for k in ("precision", "threads", "frozen_bn_train_mode")
+            },
             "engine_settings": {
                 k: eng[-1].get(k)
                 for k in ("precision", "channels_last", "threads", "frozen_bn_train_mode")
@@ -92,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "steps": args.steps,
         "repeats": args.repeats,
         "threads": args.threads,
+        "frozen_bn": args.frozen_bn,
         "engine_args": args.engine_args,
         "load_average_before": [round(v, 2) for v in load_before],
         "load_average_after": [round(v, 2) for v in os.getloadavg()],

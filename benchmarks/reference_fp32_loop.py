@@ -5,7 +5,8 @@
 Same model as the engine (ResNet-50, 1-channel stem, Dropout + Linear(2048, 1) head),
 same trainable layers as the final progressive stage (layer2-4 + head; conv1, bn1 and
 layer1 frozen by requires_grad=False, their BatchNorm in train mode like the engine's
-default), AdamW (torch defaults), BCE with logits, batch 8 of in-memory uint16 images.
+default, or in eval mode with `--frozen-bn eval`, METHOD.md's other option), AdamW
+(torch defaults), BCE with logits, batch 8 of in-memory uint16 images.
 No mixed precision, no channels_last, no augmentation, default threads and optimizer
 implementation. The last line of output is JSON {"images_per_s": ...}.
 """
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="0: torch's default")
+    parser.add_argument("--frozen-bn", choices=("train", "eval"), default="train")
     args = parser.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -46,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, p in model.named_parameters():
         p.requires_grad_(not name.startswith(FROZEN_PREFIXES))
     model.train()
+    if args.frozen_bn == "eval":  # frozen modules in eval mode: BN uses running statistics
+        for module in (model.backbone.conv1, model.backbone.bn1, model.backbone.layer1):
+            module.eval()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
     rng = np.random.default_rng(0)
@@ -74,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size,
         "steps": args.steps,
         "precision": "fp32",
+        "frozen_bn_train_mode": args.frozen_bn == "train",
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
