@@ -135,7 +135,6 @@ class FoldTrainer:
     # ----- the fold --------------------------------------------------------------------
     def run(self) -> FoldResult:
         start_epoch = self._restore()
-        self._last_checkpoint = time.monotonic()
         if start_epoch == 0:
             torch.manual_seed(self.seed)  # dropout's stream; restored from checkpoints
         for plan in self.plans[start_epoch:]:
