@@ -48,18 +48,6 @@ def final_work(data: TrainingData, cfg: TrainConfig) -> float:
     return fold_work(cfg.replace(eval_every_epoch=False), data.n_images, 0)
 
 
-class _FinalTrainer(FoldTrainer):
-    """A FoldTrainer without a test set: runs the epochs, returns the weights."""
-
-    def run(self) -> dict[str, torch.Tensor]:  # type: ignore[override]
-        start_epoch = self._restore()
-        if start_epoch == 0:
-            torch.manual_seed(self.seed)
-        for plan in self.plans[start_epoch:]:
-            self._run_epoch(plan)
-        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-
-
 def train_final_model(
     run: RunFolder,
     data: TrainingData,
@@ -86,7 +74,7 @@ def train_final_model(
     n_images = len(training_images(data.image_patient, everyone))
     emit("fold_started", fold_id=FINAL_ID, repeat=None, fold=None, n_train=len(everyone), n_test=0)
     seed = fold_seed(cfg.seed, FINAL_SEED_REPEAT, 0)
-    trainer = _FinalTrainer(
+    trainer = FoldTrainer(  # no test set: only its epochs run
         data,
         fold,
         cfg.replace(eval_every_epoch=False),
@@ -98,7 +86,7 @@ def train_final_model(
         progress=progress,
     )
     trainer.fold_id = FINAL_ID
-    trainer.run()
+    trainer.train_epochs()
     model = trainer.model.to("cpu").to(memory_format=torch.contiguous_format)
     history = [{k: v for k, v in h.items() if k != "work"} for h in trainer.history]
     full_card = {

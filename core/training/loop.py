@@ -134,11 +134,7 @@ class FoldTrainer:
 
     # ----- the fold --------------------------------------------------------------------
     def run(self) -> FoldResult:
-        start_epoch = self._restore()
-        if start_epoch == 0:
-            torch.manual_seed(self.seed)  # dropout's stream; restored from checkpoints
-        for plan in self.plans[start_epoch:]:
-            self._run_epoch(plan)
+        self.train_epochs()
         probs, logits = self._predict(self.test_idx)
         patients, labels, p_probs, p_logits = self._per_patient(self.test_idx, probs, logits)
         metrics = binary_metrics(labels, p_probs, self.cfg.threshold)
@@ -146,6 +142,14 @@ class FoldTrainer:
         return FoldResult(
             self.fold, patients, labels, p_probs, p_logits, metrics, self.history, state
         )
+
+    def train_epochs(self) -> None:
+        """Every epoch of the plan, continuing from a checkpoint if there is one."""
+        start_epoch = self._restore()
+        if start_epoch == 0:
+            torch.manual_seed(self.seed)  # dropout's stream; restored from checkpoints
+        for plan in self.plans[start_epoch:]:
+            self._run_epoch(plan)
 
     def _restore(self) -> int:
         state = self.checkpoints.load() if self.checkpoints else None
