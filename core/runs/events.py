@@ -108,3 +108,26 @@ def read_events(path: str | Path, start: int = 0) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
             except json.JSONDecodeError:
                 continue
+
+
+def read_events_from(path: str | Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The complete events after byte `offset`, and the byte offset after the last
+    complete line: pass it back next time to tail a growing stream without re-reading.
+
+    Reads bytes, not text, so the offset is a true file position; a line still being
+    written (no newline yet) is left for the next call.
+    """
+    path = Path(path)
+    if not path.exists():
+        return [], offset
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read()
+    end = data.rfind(b"\n") + 1  # 0 when no complete line yet
+    events: list[dict[str, Any]] = []
+    for line in data[:end].splitlines():
+        try:
+            events.append(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue  # a line cut short by a kill, followed by newer lines
+    return events, offset + end
