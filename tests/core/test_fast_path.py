@@ -4,6 +4,8 @@ its forward pass once per epoch). Real radiographs from the demo cohort, tiny si
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -58,23 +60,33 @@ def test_fast_forward_equals_the_model_with_frozen_bn_in_train_mode(data):
     ref, fast_model = _two_models()
     for m in (ref, fast_model):
         _final_stage(m)
+    # A random-init ResNet-50 whose BatchNorms normalise over a few values per channel
+    # (batch 4, 2x2 at layer4) amplifies rounding: on some CPUs (AVX2) any fp32 gradient is
+    # a few percent from float64, so two fp32 summation orders cannot agree to 1e-3.
+    # Judge the fast path by its distance to a float64 reference, against the plain model's.
+    ref64 = copy.deepcopy(ref).double()
     fast = FastForward(fast_model, gemm_1x1=True, fold_frozen_bn=False)
     fast.prepare(("layer4", "layer3", "layer2"), whole_backbone=False)
     f_ref, f_fast = ref.forward_features(x), fast.forward_features(x)
     torch.testing.assert_close(f_fast, f_ref, rtol=1e-4, atol=1e-4)
-    f_ref.sum().backward()
-    f_fast.sum().backward()
-    g_ref, g_fast = _grads(ref), _grads(fast_model)
-    assert set(g_ref) == set(g_fast)
+    for features in (f_ref, f_fast, ref64.forward_features(x.double())):
+        features.sum().backward()
+    g64, g_ref, g_fast = _grads(ref64), _grads(ref), _grads(fast_model)
+    assert set(g_ref) == set(g_fast) == set(g64)
     assert g_fast and not any(n.startswith(("backbone.conv1", "backbone.bn1", "backbone.layer1"))
                               for n in g_fast)  # fmt: skip
-    for name in g_ref:  # fp32 with another summation order: relative to the gradient's size
-        err = (g_fast[name] - g_ref[name]).norm() / g_ref[name].norm().clamp(min=1e-12)
-        assert err < 1e-3, (name, float(err))
+    for name in g64:
+        plain_err, fast_err = (_rel_err(g[name], g64[name]) for g in (g_ref, g_fast))
+        # a wrong gradient is off by its own size (error ~1); rounding only by plain_err
+        assert fast_err <= 1.5 * plain_err + 1e-5, (name, fast_err, plain_err)
     # frozen BN in train mode still updates its running statistics, as in the model
     torch.testing.assert_close(
         fast_model.backbone.layer1[0].bn1.running_mean, ref.backbone.layer1[0].bn1.running_mean
     )
+
+
+def _rel_err(g: torch.Tensor, g64: torch.Tensor) -> float:
+    return float((g.double() - g64).norm() / g64.norm().clamp(min=1e-12))
 
 
 def test_folded_frozen_bn_equals_eval_mode_bn(data):
