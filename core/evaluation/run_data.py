@@ -6,7 +6,6 @@ out-of-fold table is rebuilt from the folds' predictions when predictions.csv is
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import dataclass, field
@@ -74,8 +73,9 @@ def _read_json(path: Path, required: bool = False) -> dict[str, Any]:
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+    from core.csv_cells import read_csv  # undoes the spreadsheet escape of ids
+
+    return read_csv(path)
 
 
 def _float(value: Any) -> float:

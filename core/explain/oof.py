@@ -88,11 +88,10 @@ class RunExplainer:
     def _fold_rows(self, fold_id: str) -> dict[str, dict[str, str]]:
         """A fold's predictions.csv by patient, read once (`--all` asks per patient)."""
         if fold_id not in self._predictions:
-            import csv
+            from core.csv_cells import read_csv
 
             path = self.run_dir / "folds" / fold_id / "predictions.csv"
-            with open(path, encoding="utf-8", newline="") as fh:
-                self._predictions[fold_id] = {r["patient_id"]: r for r in csv.DictReader(fh)}
+            self._predictions[fold_id] = {r["patient_id"]: r for r in read_csv(path)}
         return self._predictions[fold_id]
 
 

@@ -1,38 +1,71 @@
-"""A run folder on disk (layout: see CONTRACTS / ARCHITECTURE) and its per-fold parts.
+"""A run folder on disk and its per-fold parts: the one module that knows its files.
+
+Every other module (train, resume, predict, explain, report, the app) reads and writes a
+run folder through RunFolder and FoldFolder, never by file name, so the layout is
+defined here only. The contract (each file, its keys, who writes it): docs/run-folder.md.
 
 Every file is written atomically (core.atomic); checkpoints are state_dicts, RNG states
-and plain containers, loadable with torch.load(weights_only=True).
+and plain containers, loadable with torch.load(weights_only=True). torch is imported
+only where a checkpoint or model is read or written: the app reads a run's state and
+summary through this module without loading torch.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import json
 import os
 import platform
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+from core import csv_cells, paths
+from core.atomic import atomic_write, atomic_write_json
+from core.errors import InputError, RunError
+from core.runs.events import EventLog, read_events_from
 
-from core import paths
-from core.atomic import atomic_write, atomic_write_json, atomic_write_text
-from core.errors import RunError
-from core.runs.events import EventLog
+if TYPE_CHECKING:
+    import torch
+
+    from core.cohort.preprocess import PreprocessConfig
 
 STATUSES = ("running", "finished", "cancelled", "failed")
+
+# The layout (docs/run-folder.md). Nothing outside this module spells these names.
+_CONFIG = "config.json"
+_COHORT = "cohort.json"
+_STATE = "state.json"
+_SUMMARY = "summary.json"
+_PREDICTIONS = "predictions.csv"  # the run's pooled out-of-fold table, and each fold's own
+_EVENTS = "events.jsonl"
+_REPORT = "report.html"
+_FOLDS = "folds"
+_FINAL_MODEL = "final_model"  # a core.models.export folder
+_FINAL_WORK = "final_work"  # the final model's resume state while it trains
+_FOLD = "fold.json"
+_MODEL = "model.pt"
+_CHECKPOINT = "checkpoint.pt"
+
+PREDICTION_FIELDS = ("patient_id", "label", "prob", "logit", "repeat", "fold")
 
 
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def default_run_dir(name: str = "run") -> Path:
+def default_run_dir(name: str = "run", parent: str | Path | None = None) -> Path:
+    """A new run folder path, PARENT/<YYYYmmdd-HHMMSS>-<name> (PARENT: the studio's runs
+    folder unless given), with -2, -3, ... when one started in the same second. The CLI
+    and the app name runs by this one rule."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "run"
-    return paths.runs_dir() / f"{stamp}-{safe}"
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name.strip()) or "run"
+    base = Path(parent) if parent is not None else paths.runs_dir()
+    candidate, n = base / f"{stamp}-{safe}", 2
+    while candidate.exists():
+        candidate, n = base / f"{stamp}-{safe}-{n}", n + 1
+    return candidate
 
 
 def package_versions() -> dict[str, str]:
@@ -50,31 +83,73 @@ def package_versions() -> dict[str, str]:
 
 
 def save_torch(path: Path, obj: Any) -> None:
+    import torch
+
     # straight into the temp file: no second in-memory copy of a 300 MB checkpoint
     atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def load_torch(path: Path) -> Any:
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-class FoldFolder:
-    """folds/r<R>-f<F>/: fold.json, checkpoint.pt, model.pt, predictions.csv."""
+def write_csv(
+    path: Path, rows: list[dict[str, Any]], fieldnames: tuple[str, ...] | list[str]
+) -> None:
+    # spreadsheet-safe cells, floats at full precision (core.csv_cells)
+    csv_cells.write_csv(path, rows, fieldnames)
 
-    def __init__(self, path: Path):
-        self.path = path
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """The file's JSON object; None when there is no such file. A damaged file is an
+    InputError naming it (every write is atomic, so only outside hands damage one)."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"not valid JSON ({exc})", file=path) from None
+    if not isinstance(data, dict):
+        raise InputError("not a JSON object", file=path)
+    return data
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    try:
+        return csv_cells.read_csv(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"cannot read the table ({exc})", file=path) from None
+
+
+def recorded_columns(config: dict[str, Any]) -> dict[str, Any]:
+    """{patient_id, image, image_pattern} a run's table was read with (user choices),
+    from its config.json; {} when the run used the defaults."""
+    source = config.get("cohort_source") or {}
+    mapping = source.get("mapping") or {}
+    out = {"patient_id": mapping.get("patient_id"), "image": mapping.get("image")}
+    out["image_pattern"] = source.get("image_pattern")
+    return out if any(out.values()) else {}
+
+
+class FoldFolder:
+    """folds/r<R>-f<F>/ (and the final model's work folder): fold.json, checkpoint.pt
+    while training, then model.pt and predictions.csv."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
 
     @property
-    def fold_json(self) -> Path:
-        return self.path / "fold.json"
+    def fold_id(self) -> str:
+        return self.path.name
 
     def read(self) -> dict[str, Any] | None:
-        if not self.fold_json.exists():
-            return None
-        return json.loads(self.fold_json.read_text(encoding="utf-8"))
+        """fold.json, or None before the fold started."""
+        return _read_json(self.path / _FOLD)
 
     def write(self, info: dict[str, Any]) -> None:
-        atomic_write_json(self.fold_json, info)
+        atomic_write_json(self.path / _FOLD, info)
 
     @property
     def finished(self) -> bool:
@@ -83,41 +158,68 @@ class FoldFolder:
 
     # CheckpointStore protocol of core.training.loop
     def load(self) -> dict[str, Any] | None:
-        path = self.path / "checkpoint.pt"
+        path = self.path / _CHECKPOINT
         return load_torch(path) if path.exists() else None
 
     def save(self, state: dict[str, Any]) -> None:
-        save_torch(self.path / "checkpoint.pt", state)
+        save_torch(self.path / _CHECKPOINT, state)
+
+    def remove_checkpoint(self) -> None:
+        """A finished fold's model replaces its resume state; it is never retrained."""
+        (self.path / _CHECKPOINT).unlink(missing_ok=True)
 
     def save_model(self, state_dict: dict[str, torch.Tensor]) -> None:
-        save_torch(self.path / "model.pt", state_dict)
+        save_torch(self.path / _MODEL, state_dict)
+
+    @property
+    def has_model(self) -> bool:
+        return (self.path / _MODEL).is_file()
+
+    def model_state(self) -> dict[str, torch.Tensor]:
+        """The fold's final weights (a state_dict; pickled objects are refused)."""
+        path = self.path / _MODEL
+        if not path.is_file():
+            raise InputError(f"fold {self.fold_id} has no {_MODEL} (fold not finished?)", file=path)
+        try:
+            return load_torch(path)
+        except Exception as exc:  # pickled objects are refused as well as damaged files
+            raise InputError(
+                f"cannot load the fold model ({type(exc).__name__})", file=path
+            ) from None
 
     def write_predictions(self, rows: list[dict[str, Any]]) -> None:
-        write_csv(self.path / "predictions.csv", rows, PREDICTION_FIELDS)
+        write_csv(self.path / _PREDICTIONS, rows, PREDICTION_FIELDS)
 
     def read_predictions(self) -> list[dict[str, str]]:
-        with open(self.path / "predictions.csv", encoding="utf-8", newline="") as fh:
-            return list(csv.DictReader(fh))
+        """The fold's test patients: PREDICTION_FIELDS as text, in the order scored."""
+        return _read_csv(self.path / _PREDICTIONS)
+
+    def has_predictions(self) -> bool:
+        return (self.path / _PREDICTIONS).is_file()
 
 
-PREDICTION_FIELDS = ("patient_id", "label", "prob", "logit", "repeat", "fold")
+@dataclass(frozen=True)
+class FinishedFold:
+    """A cross-validation fold whose fold.json says finished: its record and its files."""
 
+    folder: FoldFolder
+    info: dict[str, Any]  # fold.json (docs/run-folder.md)
 
-def write_csv(
-    path: Path, rows: list[dict[str, Any]], fieldnames: tuple[str, ...] | list[str]
-) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(fieldnames), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _csv_value(v) for k, v in row.items()})
-    atomic_write_text(path, buf.getvalue())
+    @property
+    def fold_id(self) -> str:
+        return self.folder.fold_id
 
+    @property
+    def repeat(self) -> int:
+        return int(self.info.get("repeat", 0))
 
-def _csv_value(v: Any) -> Any:
-    if isinstance(v, float):
-        return repr(v)  # full precision: resumed and uninterrupted runs compare exactly
-    return v
+    @property
+    def fold(self) -> int:
+        return int(self.info.get("fold", 0))
+
+    @property
+    def test_patients(self) -> list[str]:
+        return [str(p) for p in self.info.get("test_patients", [])]
 
 
 class RunFolder:
@@ -134,19 +236,43 @@ class RunFolder:
                 f"{run.path} already exists and is not empty; choose another --out "
                 f"or continue it with `bpd resume {run.path}`"
             )
-        (run.path / "folds").mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run.path / "config.json", config)
-        atomic_write_json(run.path / "cohort.json", cohort_json)
+        (run.path / _FOLDS).mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run.path / _CONFIG, config)
+        atomic_write_json(run.path / _COHORT, cohort_json)
         run.write_state("running")
         return run
 
     @classmethod
     def open(cls, path: str | Path) -> RunFolder:
+        """A run folder to continue writing (resume): also clears temp files of writes a
+        kill interrupted. Readers use `existing`, which changes nothing."""
         run = cls(path)
-        if not (run.path / "config.json").is_file():
-            raise RunError(f"{run.path} is not a run folder (no config.json)")
+        if not run.has_config:
+            raise RunError(f"{run.path} is not a run folder (no {_CONFIG})")
         run.remove_stale_temp_files()
         return run
+
+    @classmethod
+    def existing(cls, path: str | Path) -> RunFolder:
+        """A run folder to read (predict, explain, report, the app). Checks that it is one
+        and changes nothing, so it is safe on a run that is still training."""
+        run = cls(path)
+        if not run.path.is_dir():
+            raise InputError("is not a run folder (no such directory)", file=run.path)
+        if not run.has_config:
+            raise InputError(f"not a run folder (no {_CONFIG})", file=run.path)
+        return run
+
+    @staticmethod
+    def looks_like_run(path: str | Path) -> bool:
+        """PATH holds a run or the start of one (a job that has not yet written its
+        config still has its event stream or state)."""
+        path = Path(path)
+        return path.is_dir() and any((path / n).exists() for n in (_EVENTS, _STATE, _CONFIG))
+
+    @property
+    def has_config(self) -> bool:
+        return (self.path / _CONFIG).is_file()
 
     def remove_stale_temp_files(self) -> list[Path]:
         """Temp files of writes a kill interrupted (core.atomic names them .NAME.*.tmp);
@@ -160,32 +286,125 @@ class RunFolder:
     def run_id(self) -> str:
         return self.path.name
 
+    # --- what the run was asked to do ----------------------------------------------------
     def config(self) -> dict[str, Any]:
-        return json.loads((self.path / "config.json").read_text(encoding="utf-8"))
+        """config.json: train settings, cohort source, preprocessing, versions, options."""
+        data = _read_json(self.path / _CONFIG)
+        if data is None:
+            raise InputError(f"not a run folder (no {_CONFIG})", file=self.path)
+        return data
 
+    def cohort_source(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
+        """How the run read its cohort (table, images root, mapping, outcome)."""
+        return (config or self.config()).get("cohort_source") or {}
+
+    def recorded_columns(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
+        return recorded_columns(config or self.config())
+
+    def preprocess(self, config: dict[str, Any] | None = None) -> PreprocessConfig:
+        """The preprocessing the run trained with (and a prediction must repeat)."""
+        from core.cohort.preprocess import PreprocessConfig
+
+        config = config or self.config()
+        pre = config.get("preprocess") or {"resolution": config.get("train", {}).get("resolution")}
+        return PreprocessConfig.from_json(pre)
+
+    def cohort(self) -> dict[str, Any]:
+        """cohort.json: the cohort as training saw it (summary, exclusions, problems)."""
+        return _read_json(self.path / _COHORT) or {}
+
+    # --- how it is going -----------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        path = self.path / "state.json"
-        if not path.exists():
-            return {}
-        return json.loads(path.read_text(encoding="utf-8"))
+        """state.json {status, pid, updated, error}; {} before the run wrote one."""
+        return _read_json(self.path / _STATE) or {}
 
     def write_state(self, status: str, error: str | None = None) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown run status {status!r}")
         atomic_write_json(
-            self.path / "state.json",
+            self.path / _STATE,
             {"status": status, "pid": os.getpid(), "updated": now_iso(), "error": error},
         )
 
     def events(self) -> EventLog:
-        return EventLog(self.path / "events.jsonl")
+        return EventLog(self.path / _EVENTS)
 
+    def read_events(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """The complete events after byte `offset` and the offset to pass next time."""
+        return read_events_from(self.path / _EVENTS, offset)
+
+    # --- results -------------------------------------------------------------------------
     def fold(self, fold_id: str) -> FoldFolder:
-        return FoldFolder(self.path / "folds" / fold_id)
+        return FoldFolder(self.path / _FOLDS / fold_id)
+
+    def finished_folds(self) -> list[FinishedFold]:
+        """The cross-validation folds recorded as finished, by (repeat, fold). A run still
+        training or cancelled has fewer; a fold without its model.pt is still listed
+        (its predictions count), check `folder.has_model` before loading it."""
+        folds_dir = self.path / _FOLDS
+        found = []
+        for d in sorted(folds_dir.iterdir()) if folds_dir.is_dir() else []:
+            folder = FoldFolder(d)
+            info = folder.read() if d.is_dir() else None
+            if info and info.get("finished"):
+                found.append(FinishedFold(folder, info))
+        return sorted(found, key=lambda f: (f.repeat, f.fold))
+
+    def fold_model(self, fold_id: str, config: dict[str, Any] | None = None) -> torch.nn.Module:
+        """One fold's final model (eval mode, CPU), rebuilt from its state_dict."""
+        from core.models.registry import build_model
+
+        train = (config or self.config()).get("train", {})
+        state = self.fold(fold_id).model_state()
+        model = build_model(train.get("init", "xrv"), dropout=float(train.get("dropout", 0.1)))
+        model.load_state_dict(state, strict=True)
+        return model.eval()
+
+    def write_predictions(self, rows: list[dict[str, Any]], fieldnames: list[str]) -> None:
+        """The pooled out-of-fold table (core.runs.summary.prediction_fields)."""
+        write_csv(self.path / _PREDICTIONS, rows, fieldnames)
+
+    def predictions(self) -> list[dict[str, str]] | None:
+        """The pooled out-of-fold table as text (patient_id, label, prob, n_repeats,
+        prob_r<R>...), or None until the cross-validation finished."""
+        path = self.path / _PREDICTIONS
+        return _read_csv(path) if path.is_file() else None
+
+    @property
+    def predictions_path(self) -> Path:
+        """For messages about the pooled table; read it with `predictions()`."""
+        return self.path / _PREDICTIONS
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        atomic_write_json(self.path / "summary.json", summary)
+        atomic_write_json(self.path / _SUMMARY, summary)
 
     def summary(self) -> dict[str, Any] | None:
-        path = self.path / "summary.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        """summary.json, or None until the cross-validation finished."""
+        return _read_json(self.path / _SUMMARY)
+
+    def threshold_for_new_patients(self, config: dict[str, Any] | None = None) -> float:
+        """The threshold the run recommends for new patients (summary.json), else the
+        one it was trained with."""
+        t = ((self.summary() or {}).get("threshold") or {}).get("for_new_patients")
+        if t is not None:
+            return float(t)
+        return float((config or self.config()).get("train", {}).get("threshold", 0.5))
+
+    @property
+    def final_model_dir(self) -> Path:
+        """Where --final-model exports (core.models.export layout)."""
+        return self.path / _FINAL_MODEL
+
+    def has_final_model(self) -> bool:
+        from core.models.export import is_model_dir
+
+        return is_model_dir(self.final_model_dir)
+
+    def final_work(self) -> FoldFolder:
+        """The final model's checkpoint while it trains (removed once exported)."""
+        return FoldFolder(self.path / _FINAL_WORK)
+
+    @property
+    def report_path(self) -> Path:
+        """Where `bpd report` writes by default."""
+        return self.path / _REPORT
