@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# Some rows or images could not be predicted; the others were (README, `bpd predict -h`).
+PARTIAL_EXIT = 3
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -18,6 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Applies the run's exact preprocessing. A run folder uses its final "
         "model if it has one, else the ensemble (mean probability) of its fold models. "
         "Research use only; not a medical device.",
+        epilog=f"Exit status: 0 every row predicted; {PARTIAL_EXIT} partial: some rows or "
+        "images could not be used (missing, unreadable, outside the images root); the "
+        "others were predicted, and each problem row is listed on screen and in the output "
+        "with an empty prob and its `problem`; 2 bad input, nothing written.",
     )
     p.add_argument("model", metavar="RUN_DIR|MODEL_DIR", help="run folder or exported model")
     p.add_argument("inputs", nargs="+", metavar="TABLE|IMAGE", help="one table or image files")
@@ -25,14 +32,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cam", metavar="DIR", help="also write Grad-CAM overlays (PNG) and maps "
                    "(.npy) here; for an ensemble the mean of the fold models' maps")  # fmt: skip
     p.add_argument("--opacity", type=float, default=0.4, help="heat map opacity (default 0.4)")
+    p.add_argument("--cam-scale", choices=("shared", "image"), default="shared",
+                   help="shared (default): one colour scale for all images of this prediction, "
+                   "so colours compare; image: each map scaled to its own maximum")
     p.add_argument("--images-root", help="folder a table's image paths are relative to")
     p.add_argument("--patient-col", help="patient id column (default: guessed)")
     p.add_argument("--image-col", help="image path column (default: guessed)")
     p.add_argument("--image-pattern", help="one row per patient: e.g. '{patient_id}_*.png'")
     p.add_argument("--outcome", help="outcome column, to also report metrics")
     p.add_argument("--positive", nargs="+", metavar="V", help="positive outcome values")
-    p.add_argument("--negative", nargs="+", metavar="V", help="negative values (default: rest)")
+    p.add_argument("--negative", nargs="+", metavar="V",
+                   help="negative values; a value named in neither list gets no label")  # fmt: skip
+    p.add_argument("--negative-rest", action="store_true",
+                   help="count every recorded value not named positive as negative")  # fmt: skip
+    p.add_argument("--sheet", help="XLSX: the sheet to read, by name or position (1 = first)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--force", action="store_true",
+                   help="replace output files that already exist (never an input)")  # fmt: skip
     p.set_defaults(func=run_predict)
 
     e = subparsers.add_parser(
@@ -43,8 +59,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--patients", nargs="+", metavar="ID", help="patient ids")
     e.add_argument("--all", action="store_true", help="every tested patient")
     e.add_argument("--repeat", type=int, default=0, help="which CV repeat's folds (default 0)")
-    e.add_argument("--out", required=True, help="folder for overlays, maps and index.csv")
+    e.add_argument("--out", help="folder for overlays, maps and index.csv "
+                   "(default: RUN_DIR/explanations, which the app's Review page reads)")
     e.add_argument("--opacity", type=float, default=0.4, help="heat map opacity (default 0.4)")
+    e.add_argument("--cam-scale", choices=("shared", "image"), default="shared",
+                   help="shared (default): one colour scale for every explained infant, so "
+                   "colours compare; image: each map scaled to its own maximum")
     e.set_defaults(func=run_explain)
 
 
@@ -57,6 +77,7 @@ def _check_opacity(value: float) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from core.errors import InputError
+    from core.outputs import check_output_file
     from core.predict.inputs import read_inputs
     from core.predict.models import load_predictor
     from core.predict.predict import predict, write_results
@@ -64,6 +85,8 @@ def run_predict(args: argparse.Namespace) -> int:
     _check_opacity(args.opacity)
     if args.positive and not args.outcome:
         raise InputError("--positive needs --outcome (the column holding the outcome)")
+    # before anything slow: never over an input, never over a file without --force
+    check_output_file(args.out, inputs=args.inputs, input_dirs=[args.model], force=args.force)
     predictor = load_predictor(args.model)
     inputs = read_inputs(
         args.inputs,
@@ -74,8 +97,11 @@ def run_predict(args: argparse.Namespace) -> int:
         outcome_column=args.outcome,
         positive=args.positive,
         negative=args.negative,
+        negative_rest=args.negative_rest,
+        sheet=args.sheet,
         recorded=predictor.columns,
     )
+    _check_outputs(args, inputs)
     print(f"model: {predictor.description}; threshold {predictor.threshold:.3f}; "
           f"{len(inputs.images)} image(s)", file=sys.stderr)  # fmt: skip
     bar = None if args.quiet else _bar("predicting")
@@ -84,6 +110,7 @@ def run_predict(args: argparse.Namespace) -> int:
         inputs,
         cam_dir=args.cam,
         opacity=args.opacity,
+        cam_scale=args.cam_scale,
         on_progress=bar.update if bar else None,
     )
     if bar:
@@ -93,7 +120,35 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"{kind}: {path}")
     if result.metrics:
         _print_metrics(result.metrics)
+    if result.partial:
+        _print_problems(result.problems, written["images"])
+        return PARTIAL_EXIT
     return 0
+
+
+def _check_outputs(args: argparse.Namespace, inputs) -> None:
+    """Every file predict will write: not an input (the table, an image, the model
+    folder), not an existing file unless --force."""
+    from core.outputs import check_output_dir, check_output_file, refuse_existing
+    from core.predict.predict import cam_paths, output_paths
+
+    sources = [*args.inputs, *(i.path for i in inputs.images)]
+    for path in output_paths(args.out, inputs, bool(args.outcome)).values():
+        check_output_file(path, inputs=sources, input_dirs=[args.model], force=args.force)
+    if args.cam:
+        check_output_dir(args.cam, flag="--cam")
+        planned = [p for pair in cam_paths(inputs, args.cam) for p in pair]
+        refuse_existing(planned, force=args.force, flag="--cam")
+
+
+def _print_problems(problems, out: Path) -> None:
+    print(f"partial result: {len(problems)} row(s) or image(s) could not be predicted "
+          f"(listed in {out} with an empty prob):", file=sys.stderr)  # fmt: skip
+    for p in problems:
+        row = f"row {p.row}" if p.row is not None else ""
+        who = f"patient {p.patient_id}" if p.patient_id else ""
+        where = ", ".join(x for x in (row, who, p.file) if x)
+        print(f"  {where}: {p.message}", file=sys.stderr)
 
 
 def _bar(label: str):
@@ -112,43 +167,19 @@ def _print_metrics(m: dict[str, Any]) -> None:
 
 def run_explain(args: argparse.Namespace) -> int:
     from core.errors import InputError
-    from core.explain.gradcam import overlay_png, save_cam_npy
-    from core.explain.oof import RunExplainer, explain_patient
-    from core.runs.folder import write_csv
+    from core.explain.batch import explain_run
+    from core.runs.folder import RunFolder
 
     _check_opacity(args.opacity)
     if bool(args.patients) == bool(args.all):
         raise InputError("give --patients ID ... or --all")
-    ex = RunExplainer.open(args.run_dir)
-    if args.all:
-        ids = [p for f in ex.folds.values() if int(f["repeat"]) == args.repeat
-               for p in f["test_patients"]]  # fmt: skip
-        ids.sort(key=lambda pid: ex.fold_of(pid, args.repeat))  # one fold model at a time
-    else:
-        ids = list(args.patients)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    out = Path(args.out) if args.out else RunFolder.open(args.run_dir).explanations_dir
     bar = _bar("explaining")
-    for i, pid in enumerate(ids):
-        cam, gray, prob, fold_id = explain_patient(ex, pid, repeat=args.repeat)
-        stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in pid)
-        png = overlay_png(gray, cam, out / f"{stem}_cam.png", opacity=args.opacity)
-        npy = save_cam_npy(cam, out / f"{stem}_cam.npy")
-        rows.append(
-            {
-                "patient_id": pid,
-                "label": ex.label(fold_id, pid),
-                "oof_prob": ex.fold_prob(fold_id, pid),
-                "model_prob": prob,
-                "fold_id": fold_id,
-                "png": png.name,
-                "npy": npy.name,
-            }
-        )
-        bar.update(i + 1, len(ids))
+    rows = explain_run(args.run_dir, out, patients=args.patients, repeat=args.repeat,
+                       scaling=args.cam_scale, opacity=args.opacity,
+                       on_progress=bar.update)  # fmt: skip
     bar.close()
-    fields = ("patient_id", "label", "oof_prob", "model_prob", "fold_id", "png", "npy")
-    write_csv(out / "index.csv", rows, fields)
-    print(f"{len(rows)} explanation(s) in {out} (index.csv)")
+    empty = sum(int(r["empty"]) for r in rows)
+    print(f"{len(rows)} explanation(s) in {out} (index.csv); {empty} all-zero map(s); "
+          f"{args.cam_scale} scaling")  # fmt: skip
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--html", metavar="FILE", help="output file (default RUN_DIR/report.html)")
+    p.add_argument("--force", action="store_true", help="replace FILE if it already exists")
     p.set_defaults(func=_report)
 
     c = sub.add_parser(
@@ -32,8 +34,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _report(args: argparse.Namespace) -> int:
     from core.evaluation.report import write_report
 
-    print(write_report(args.run_dir, args.html))
+    html = _report_target(args.run_dir, args.html, args.force) if args.html else None
+    print(write_report(args.run_dir, html))
     return 0
+
+
+def _report_target(run_dir: str, html: str, force: bool) -> Path:
+    """--html FILE: never the run's cohort table or another file of the run (the report
+    reads them), never an existing file without --force; RUN_DIR's own report.html is
+    the report's to replace."""
+    from core.outputs import check_output_file, same_file
+    from core.runs.folder import RunFolder
+
+    run = RunFolder.existing(run_dir)
+    if same_file(html, run.report_path):
+        return Path(html)
+    table = run.cohort_source().get("table")
+    return check_output_file(
+        html, inputs=[table] if table else [], input_dirs=[run.path], force=force, flag="--html"
+    )
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ labels for metrics.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import InputError
@@ -36,11 +36,24 @@ class PatientInput:
     outcome_raw: str = ""
 
 
+@dataclass(frozen=True)
+class InputProblem:
+    """A table row that cannot be predicted (missing image, outside the images root, a
+    patient left with no image): listed in the output instead of stopping the batch."""
+
+    message: str
+    row: int | None = None
+    patient_id: str = ""
+    file: str = ""
+    patient_excluded: bool = False  # the patient has no usable row left
+
+
 @dataclass
 class PredictionInputs:
     images: list[ImageInput]
     patients: list[PatientInput]  # empty for loose images
     table: Path | None = None
+    problems: list[InputProblem] = field(default_factory=list)
 
 
 def is_table(path: str | Path) -> bool:
@@ -58,6 +71,8 @@ def read_inputs(
     positive: Sequence[str] | None = None,
     negative: Sequence[str] | None = None,
     recorded: dict | None = None,
+    negative_rest: bool = False,
+    sheet: str | int | None = None,
 ) -> PredictionInputs:
     """One table, or one or more image files. Missing files raise InputError naming them.
     `recorded`: the training run's column choices ({patient_id, image, image_pattern}),
@@ -75,6 +90,8 @@ def read_inputs(
             positive=positive,
             negative=negative,
             recorded=recorded,
+            negative_rest=negative_rest,
+            sheet=sheet,
         )
     tables = [p for p in paths if is_table(p)]
     if tables:
@@ -100,13 +117,15 @@ def read_prediction_table(
     positive: Sequence[str] | None = None,
     negative: Sequence[str] | None = None,
     recorded: dict | None = None,
+    negative_rest: bool = False,
+    sheet: str | int | None = None,
 ) -> PredictionInputs:
     from core.cohort.loader import load_cohort
     from core.cohort.mapping import ColumnMapping, OutcomeMapping, guess_mapping, is_not_recorded
     from core.cohort.table import read_table
 
     table = Path(table)
-    df = read_table(table)
+    df = read_table(table, sheet)
     if outcome_column and outcome_column not in df.columns:
         raise InputError(
             f"outcome column '{outcome_column}' not in the table; columns: {', '.join(df.columns)}",
@@ -137,8 +156,9 @@ def read_prediction_table(
     except InputError as exc:
         raise InputError(exc.detail, file=exc.file if exc.file != "<table>" else table) from None
     errors = [p for p in cohort.problems if p.severity == "error"]
-    if errors or cohort.exclusions:
-        first = errors[0] if errors else None
+    table_wide = [p for p in errors if p.row is None]  # not one row's fault: stop
+    if table_wide or (not cohort.patients and (errors or cohort.exclusions)):
+        first = (table_wide or errors or [None])[0]
         n = len(errors) + len(cohort.exclusions)
         more = f" ({n - 1} more problem(s); `bpd cohort check` lists them all)" if n > 1 else ""
         if first is not None:
@@ -147,8 +167,19 @@ def read_prediction_table(
         raise InputError(f"patient {ex.patient_id}: {ex.message}{more}", file=table, row=ex.row)
     if not cohort.patients:
         raise InputError("the table lists no patient", file=table)
+    # one bad row must not cost the others their prediction: list it, predict the rest
+    problems = [
+        InputProblem(p.message, p.row, p.patient_id or "", p.file or "") for p in errors
+    ] + [InputProblem(ex.message, ex.row, ex.patient_id, "", True) for ex in cohort.exclusions]
 
-    outcome = OutcomeMapping(tuple(positive), tuple(negative or ())) if outcome_column else None
+    outcome = None
+    if outcome_column:  # a misspelt value must fail, not label every patient negative
+        from core.cohort.mapping import outcome_value_counts
+        from core.cohort.outcome_values import require_named_values_occur
+
+        outcome = OutcomeMapping(tuple(positive), tuple(negative or ()), negative_rest)
+        counts = outcome_value_counts(df, outcome_column)
+        require_named_values_occur(counts, outcome, outcome_column, table)
     patients, images = [], []
     for p in cohort.patients:
         label, raw = None, ""
@@ -160,7 +191,7 @@ def read_prediction_table(
         patients.append(PatientInput(p.patient_id, p.row, label, raw))
         for rank, rec in enumerate(p.images):
             images.append(ImageInput(rec.path, p.patient_id, rec.row, rank))
-    return PredictionInputs(images, patients, table)
+    return PredictionInputs(images, patients, table, problems)
 
 
 def _recorded_columns(recorded: dict, columns: list[str]) -> tuple:

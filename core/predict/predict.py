@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +20,17 @@ import torch
 
 from core.cohort.images import read_image
 from core.cohort.preprocess import preprocess, to_model_input
-from core.predict.inputs import PredictionInputs
+from core.errors import ImageError
+from core.predict.inputs import InputProblem, PredictionInputs
 from core.predict.models import Predictor
 
 log = logging.getLogger(__name__)
 
-IMAGE_FIELDS = ("patient_id", "row", "image", "prob", "predicted_class", "threshold", "model")
+IMAGE_FIELDS = ("patient_id", "row", "image", "prob", "predicted_class", "threshold", "model",
+                "problem")  # fmt: skip
 PATIENT_FIELDS = ("patient_id", "row", "n_images", "prob", "predicted_class", "threshold",
-                  "rule", "label", "model")  # fmt: skip
-CAM_FIELDS = ("cam_png", "cam_npy")
+                  "rule", "label", "model", "problem")  # fmt: skip
+CAM_FIELDS = ("cam_png", "cam_npy", "cam_peak")
 
 
 @dataclass
@@ -36,6 +38,35 @@ class PredictionResult:
     images: list[dict[str, Any]]
     patients: list[dict[str, Any]]
     metrics: dict[str, Any] | None = None
+    problems: list[InputProblem] = field(default_factory=list)  # rows not predicted
+
+    @property
+    def partial(self) -> bool:
+        """Some rows or images could not be predicted (the CLI exits PARTIAL_EXIT)."""
+        return bool(self.problems)
+
+
+def output_paths(out: str | Path, inputs: PredictionInputs, with_metrics: bool) -> dict:
+    """The files `write_results` writes: OUT, and for a table OUT_patients.csv and, with
+    an outcome, OUT_metrics.json (checked before predicting, so nothing is overwritten)."""
+    out = Path(out)
+    paths = {"images": out}
+    if inputs.patients:
+        paths["patients"] = out.with_name(out.stem + "_patients.csv")
+        if with_metrics:
+            paths["metrics"] = out.with_name(out.stem + "_metrics.json")
+    return paths
+
+
+def cam_paths(inputs: PredictionInputs, cam_dir: str | Path) -> list[tuple[Path, Path]]:
+    """(overlay PNG, map .npy) per image, numbered in input order, so two images with the
+    same name (or ids that sanitise alike) never share a file."""
+    out = []
+    for i, item in enumerate(inputs.images):
+        who = f"{item.patient_id}_" if item.patient_id else ""
+        stem = f"{i + 1:04d}_{_safe(who)}{_safe(item.path.stem)}"
+        out.append((Path(cam_dir) / f"{stem}_cam.png", Path(cam_dir) / f"{stem}_cam.npy"))
+    return out
 
 
 def load_pixels(path: Path, predictor: Predictor) -> np.ndarray:
@@ -49,52 +80,110 @@ def predict(
     *,
     cam_dir: str | Path | None = None,
     opacity: float = 0.4,
+    cam_scale: str = "shared",
     on_progress: Callable[[int, int], None] | None = None,
 ) -> PredictionResult:
     """Score every image (and patient); with `cam_dir`, also write a Grad-CAM overlay PNG
-    and the raw map .npy per image (ensemble: the mean of the fold models' maps)."""
+    and the raw map .npy per image (ensemble: the mean of the fold models' maps).
+    An image that cannot be decoded is listed with its problem and the others are still
+    scored, like the table rows `inputs.problems` lists; ImageError only when no image
+    at all could be scored."""
     rows: list[dict[str, Any]] = []
+    problems = list(inputs.problems)
     n = len(inputs.images)
+    cams = cam_paths(inputs, cam_dir) if cam_dir is not None else None
+    first_error: ImageError | None = None
     for i, item in enumerate(inputs.images):
-        pixels = load_pixels(item.path, predictor)
-        x = to_model_input(pixels)[None, None]
-        prob = float(predictor.probabilities(x)[0])
         row = {
             "patient_id": item.patient_id,
             "row": item.row if item.row is not None else "",
             "image": str(item.path),
-            "prob": prob,
-            "predicted_class": int(prob >= predictor.threshold),
+            "prob": "",
+            "predicted_class": "",
             "threshold": predictor.threshold,
             "model": predictor.description,
+            "problem": "",
         }
-        if cam_dir is not None:
-            row.update(_write_cam(predictor, x, pixels, Path(cam_dir), i, item, opacity))
+        try:
+            pixels = load_pixels(item.path, predictor)
+        except ImageError as exc:
+            first_error = first_error or exc
+            row["problem"] = exc.detail
+            problems.append(InputProblem(exc.detail, item.row, item.patient_id, str(item.path)))
+        else:
+            x = to_model_input(pixels)[None, None]
+            prob = float(predictor.probabilities(x)[0])
+            row.update(prob=prob, predicted_class=int(prob >= predictor.threshold))
+            if cams is not None:
+                row.update(_write_map(predictor, x, cams[i]))
         rows.append(row)
         if on_progress:
             on_progress(i + 1, n)
+    if first_error is not None and all(r["prob"] == "" for r in rows):
+        raise first_error  # nothing usable: an error, not a partial result
+    if cams is not None:  # overlays after every map: shared scaling needs the largest
+        _write_overlays(predictor, inputs, rows, cam_scale, opacity)
+    rows += [_problem_row(p, predictor) for p in inputs.problems if not p.patient_excluded]
     patients = _patient_rows(predictor, inputs, rows)
-    return PredictionResult(rows, patients, _metrics(patients) if patients else None)
+    return PredictionResult(rows, patients, _metrics(patients) if patients else None, problems)
 
 
-def ensemble_cam(predictor: Predictor, x: torch.Tensor) -> np.ndarray:
-    """Grad-CAM of the positive logit; for an ensemble the mean of every model's map
-    (each in [0, 1]), so the map explains the averaged prediction, not one fold."""
-    from core.explain.gradcam import explain
+def _problem_row(problem: InputProblem, predictor: Predictor) -> dict[str, Any]:
+    """A table row that named no usable image, listed in the per-image file."""
+    return {
+        "patient_id": problem.patient_id,
+        "row": problem.row if problem.row is not None else "",
+        "image": problem.file,
+        "prob": "",
+        "predicted_class": "",
+        "threshold": predictor.threshold,
+        "model": predictor.description,
+        "problem": problem.message,
+    }
 
-    maps = [explain(model, x) for _, model in predictor.models]
-    return np.mean(maps, axis=0).astype(np.float32)
+
+def ensemble_cam(predictor: Predictor, x: torch.Tensor) -> tuple[np.ndarray, float]:
+    """Grad-CAM of the positive logit, scaled to its maximum, and that maximum (see
+    core.explain.gradcam.explain_with_peak). For an ensemble the mean of the models'
+    unscaled maps, so the map explains the averaged prediction on the models' own scale."""
+    from core.explain.gradcam import explain_with_peak
+
+    raw = [cam * peak for cam, peak in (explain_with_peak(m, x) for _, m in predictor.models)]
+    mean = np.mean(raw, axis=0).astype(np.float32)
+    peak = float(mean.max())
+    return (mean / peak if peak > 0 else np.zeros_like(mean)), peak
 
 
-def _write_cam(predictor, x, pixels, cam_dir: Path, i: int, item, opacity) -> dict[str, str]:
-    from core.explain.gradcam import overlay_png, save_cam_npy
+def _write_map(predictor, x, paths: tuple[Path, Path]) -> dict[str, Any]:
+    from core.explain.gradcam import save_cam_npy
 
-    cam = ensemble_cam(predictor, x)
-    who = f"{item.patient_id}_" if item.patient_id else ""
-    stem = f"{i + 1:04d}_{_safe(who)}{_safe(item.path.stem)}"
-    png = overlay_png(pixels, cam, cam_dir / f"{stem}_cam.png", opacity=opacity)
-    npy = save_cam_npy(cam, cam_dir / f"{stem}_cam.npy")
-    return {"cam_png": str(png), "cam_npy": str(npy)}
+    cam, peak = ensemble_cam(predictor, x)
+    npy = save_cam_npy(cam, paths[1])
+    return {"cam_png": str(paths[0]), "cam_npy": str(npy), "cam_peak": peak}
+
+
+def _write_overlays(predictor, inputs, rows, scaling: str, opacity: float) -> None:
+    """Each map over its radiograph at the image's own resolution (core.explain.overlay)."""
+    from core.explain.overlay import Caption, write_overlay
+
+    done = [r for r in rows if r.get("cam_npy")]
+    shared = max((float(r["cam_peak"]) for r in done), default=0.0)
+    several = len(predictor.models) > 1
+    for item, row in zip(inputs.images, rows, strict=False):
+        if not row.get("cam_npy"):
+            continue
+        caption = Caption(
+            infant=item.patient_id or None,
+            image=item.path.name,
+            prob=float(row["prob"]),
+            threshold=predictor.threshold,
+            fold=predictor.description + (" (mean of their maps)" if several else ""),
+        )
+        write_overlay(row["cam_png"], read_image(item.path).pixels,
+                      np.load(row["cam_npy"], allow_pickle=False), float(row["cam_peak"]),
+                      caption=caption, scaling=scaling, shared_peak=shared,
+                      center_crop=predictor.preprocess.center_crop, opacity=opacity,
+                      what="prediction's images")  # fmt: skip
 
 
 def _safe(text: str) -> str:
@@ -105,11 +194,22 @@ def _patient_rows(predictor: Predictor, inputs: PredictionInputs, rows) -> list[
     if not inputs.patients:
         return []
     by_patient: dict[str, list[tuple[int, float]]] = {}
-    for item, row in zip(inputs.images, rows, strict=True):
-        by_patient.setdefault(item.patient_id, []).append((item.rank, row["prob"]))
+    problems: dict[str, list[str]] = {}
+    for item, row in zip(inputs.images, rows, strict=False):  # rows: then the problem rows
+        if row["prob"] == "":
+            problems.setdefault(item.patient_id, []).append(row["problem"])
+        else:  # as in training: an unreadable image is skipped, the next one scored
+            by_patient.setdefault(item.patient_id, []).append((item.rank, row["prob"]))
     out = []
     for p in inputs.patients:
-        scored = sorted(by_patient[p.patient_id])
+        scored = sorted(by_patient.get(p.patient_id, []))
+        problem = "; ".join(problems.get(p.patient_id, []))
+        if not scored:
+            out.append({"patient_id": p.patient_id, "row": p.row, "n_images": 0, "prob": "",
+                        "predicted_class": "", "threshold": predictor.threshold, "rule": "",
+                        "label": "" if p.label is None else p.label,
+                        "model": predictor.description, "problem": problem})  # fmt: skip
+            continue
         if predictor.test_images == "mean":
             prob, rule = float(np.mean([s for _, s in scored])), "mean of the patient's images"
         else:
@@ -125,16 +225,22 @@ def _patient_rows(predictor: Predictor, inputs: PredictionInputs, rows) -> list[
                 "rule": rule,
                 "label": "" if p.label is None else p.label,
                 "model": predictor.description,
+                "problem": problem,
             }
         )
+    for ex in (q for q in inputs.problems if q.patient_excluded):
+        out.append({"patient_id": ex.patient_id, "row": ex.row if ex.row is not None else "",
+                    "n_images": 0, "prob": "", "predicted_class": "",
+                    "threshold": predictor.threshold, "rule": "", "label": "",
+                    "model": predictor.description, "problem": ex.message})  # fmt: skip
     return out
 
 
 def _metrics(patients: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Metrics over patients with a known outcome (None when no outcome was given)."""
-    from core.evaluation.metrics import binary_metrics
+    from core.scoring.metrics import binary_metrics
 
-    known = [p for p in patients if p["label"] != ""]
+    known = [p for p in patients if p["label"] != "" and p["prob"] != ""]
     if not known:
         return None
     y = np.array([int(p["label"]) for p in known])
@@ -145,15 +251,17 @@ def _metrics(patients: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def write_results(result: PredictionResult, out: str | Path) -> dict[str, Path]:
-    """OUT: one row per image; beside it, for tables, OUT_patients.csv (one row per
-    patient) and, with an outcome, OUT_metrics.json. Every file written atomically."""
+    """OUT: one row per image (a row that could not be predicted has an empty prob and
+    its `problem`); beside it, for tables, OUT_patients.csv (one row per patient) and,
+    with an outcome, OUT_metrics.json. Every file written atomically, every CSV cell
+    spreadsheet-safe (core.csv_cells)."""
     from core.atomic import atomic_write_json
-    from core.runs.folder import write_csv
+    from core.csv_cells import write_csv
 
     out = Path(out)
     written = {}
-    fields = list(IMAGE_FIELDS) + [f for f in CAM_FIELDS if result.images and f in result.images[0]]
-    write_csv(out, result.images, fields)
+    cam = [f for f in CAM_FIELDS if any(f in r for r in result.images)]
+    write_csv(out, result.images, list(IMAGE_FIELDS) + cam)
     written["images"] = out
     if result.patients:
         path = out.with_name(out.stem + "_patients.csv")
