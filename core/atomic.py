@@ -41,9 +41,12 @@ def atomic_write(
             if fsync:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno and not exc.filename:
+            # a failed write (full disk) names no file; say which one (the CLI shows it)
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
     return path
 

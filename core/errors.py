@@ -37,5 +37,13 @@ class RunError(BPDError):
     """A run folder that cannot be created, resumed or read."""
 
 
+class CheckpointError(RunError):
+    """A resume checkpoint that cannot be loaded safely (damaged, truncated, foreign)."""
+
+    def __init__(self, message: str, *, file: str | Path | None = None):
+        self.file = str(file) if file is not None else None
+        super().__init__(f"{file}: {message}" if file else message)
+
+
 class Cancelled(BPDError):
     """The user asked the job to stop; the run stays resumable."""

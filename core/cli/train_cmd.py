@@ -14,25 +14,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import paths
-from core.cli.train_options import mapping_json as _mapping_json
-from core.cli.train_options import options as _options
+from core.cli.train_options import options_from_args, run_config_from_args
 from core.cli.train_options import write_report as _write_report
 from core.errors import InputError
-from core.evaluation.metrics import METRIC_NAMES
-from core.training.config import INITS, PRESETS, STRATEGIES, TrainConfig, preset
+from core.scoring.metrics import METRIC_NAMES
+from core.training.config import INITS, PRESETS, STRATEGIES, preset
 
 if TYPE_CHECKING:  # torch loads only when a training command runs
+    from core.runs.events import Event
+    from core.runs.run_config import RunConfig
     from core.training.runtime import CancelToken
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser("train", help="cross-validated fine-tuning on a cohort table")
-    train.add_argument("table", help="cohort table (CSV/XLSX)")
-    train.add_argument("--outcome", required=True, help="outcome column")
-    train.add_argument("--positive", nargs="+", required=True, metavar="V", help="positive values")
+    train.add_argument("table", nargs="?",
+                       help="cohort table (CSV/XLSX); may come from --config instead")  # fmt: skip
+    train.add_argument("--outcome", help="outcome column (required unless --config names it)")
+    train.add_argument("--positive", nargs="+", metavar="V", help="positive values")
     train.add_argument(
-        "--negative", nargs="+", metavar="V", help="negative values (default: the rest)"
-    )
+        "--negative", nargs="+", metavar="V",
+        help="negative values; a value named in neither list excludes its patient",
+    )  # fmt: skip
+    train.add_argument("--negative-rest", action="store_true",
+                       help="every recorded value not named positive is negative")  # fmt: skip
+    train.add_argument("--sheet", help="XLSX: the sheet to read, by name or position (1 = first)")
     train.add_argument(
         "--images-root", help="folder image paths are relative to (default: the table's)"
     )
@@ -48,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     resume = subparsers.add_parser("resume", help="continue a cancelled or interrupted run")
     resume.add_argument("run_dir", help="the run folder")
     resume.add_argument("--quiet", action="store_true", help="no progress bar")
+    resume.add_argument("--restart-fold", action="store_true",
+                        help="a fold whose checkpoint is damaged starts again from its start "
+                        "(the file is kept beside it as checkpoint.pt.damaged)")  # fmt: skip
     resume.set_defaults(func=run_resume)
 
     demo = subparsers.add_parser(
@@ -83,65 +92,24 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
                    help="after the cross-validation, train one model on every patient and "
                    "export it to RUN_DIR/final_model/")  # fmt: skip
     p.add_argument("--no-report", action="store_true", help="do not write report.html")
-    p.add_argument("--config", help="a TrainConfig JSON file (applied before the flags)")
+    p.add_argument("--config", metavar="FILE",
+                   help="a RunConfig JSON (recipe, cohort and options; then no TABLE is "
+                   "needed) or a TrainConfig JSON (the recipe); flags given beside it "
+                   "override it")  # fmt: skip
     p.add_argument("--out", help="run folder (default: <runs folder>/<time>-<name>)")
     p.add_argument("--name", default="train", help="short name in the default run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-FLAG_FIELDS = {
-    "init": "init",
-    "strategy": "strategy",
-    "folds": "cv_folds",
-    "repeats": "cv_repeats",
-    "epochs": "epochs",
-    "probe_epochs": "probe_epochs",
-    "resolution": "resolution",
-    "batch_size": "batch_size",
-    "device": "device",
-    "precision": "precision",
-    "seed": "seed",
-    "threshold_method": "threshold_method",
-}
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    cfg = preset(args.preset)
-    if getattr(args, "config", None):
-        import json
-
-        try:
-            cfg = TrainConfig.from_json(json.loads(Path(args.config).read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read the config: {exc}", file=args.config) from exc
-    changes = {field: getattr(args, flag) for flag, field in FLAG_FIELDS.items()}
-    changes = {k: v for k, v in changes.items() if v is not None}
-    if args.cutmix is not None:
-        changes["cutmix_finetune"] = type(cfg.cutmix_finetune)(
-            enabled=args.cutmix, p=cfg.cutmix_finetune.p, alpha=cfg.cutmix_finetune.alpha
-        )
-    return cfg.replace(**changes)
-
-
 # ----- commands --------------------------------------------------------------------------
 def run_train(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    source = {
-        "table": str(Path(args.table).resolve()),
-        "images_root": str(Path(args.images_root).resolve()) if args.images_root else None,
-        "mapping": _mapping_json(args),
-        "image_pattern": args.image_pattern,
-        "outcome": {
-            "column": args.outcome,
-            "positive": args.positive,
-            "negative": args.negative or [],
-        },
-    }
-    return _train_new(cfg, source, args.out, args.name, args.quiet, _options(args))
+    return _train_new(run_config_from_args(args), args.out, args.name, args.quiet)
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from core.cohort.source import CohortSource, OutcomeSpec
     from core.models.registry import weights_available
+    from core.runs.run_config import RunConfig
 
     cfg = preset("cpu-fast").replace(init=args.init)
     if args.init != "random" and not weights_available(args.init):
@@ -151,87 +119,86 @@ def run_demo(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         cfg = cfg.replace(init="random")
-    table = paths.demo_cohort_table()
-    source = {
-        "table": str(table),
-        "images_root": None,
-        "mapping": None,
-        "outcome": {"column": "diagnosis", "positive": ["PNEUMONIA"], "negative": []},
-    }
-    return _train_new(cfg, source, args.out, "demo", args.quiet, _options(args))
+    cohort = CohortSource(
+        str(paths.demo_cohort_table()),
+        OutcomeSpec("diagnosis", ("PNEUMONIA",), ("NORMAL",)),
+    )
+    run_config = RunConfig(cfg, cohort, options_from_args(args, None))
+    return _train_new(run_config, args.out, "demo", args.quiet)
 
 
 def run_resume(args: argparse.Namespace) -> int:
     from core.runs.folder import RunFolder
 
+    # one trainer per run (exit 2 if one is running); taken before open(), whose clean-up
+    # of interrupted writes must not touch a running trainer's temp files
+    with RunFolder.existing(args.run_dir).lock():
+        return _resume_locked(args)
+
+
+def _resume_locked(args: argparse.Namespace) -> int:
+    from core.runs.folder import RunFolder
+    from core.runs.run_config import RunConfig
+
     run = RunFolder.open(args.run_dir)
-    saved = run.config()
-    cfg = TrainConfig.from_json(saved["train"])
+    if getattr(args, "restart_fold", False):
+        for path in run.set_aside_damaged_checkpoints():
+            print(f"set aside the damaged checkpoint {path}; its fold restarts from its start",
+                  file=sys.stderr)  # fmt: skip
+    run_config = RunConfig.from_json(run.config())
     if run.state().get("status") == "finished" and run.summary():
         print(f"{run.path} is already finished.", file=sys.stderr)
         _print_result(run.path, run.summary())
         return 0
-    prepared = _prepare(saved["cohort_source"], cfg, args.quiet)
-    return _execute(run, prepared, cfg, args.quiet, saved.get("options") or {})
+    prepared = _prepare(run_config, args.quiet)
+    return _execute(run, prepared, run_config, args.quiet)
 
 
 # ----- shared steps ------------------------------------------------------------------------
-def _train_new(
-    cfg: TrainConfig,
-    source: dict[str, Any],
-    out: str | None,
-    name: str,
-    quiet: bool,
-    options: dict[str, bool],
-) -> int:
+def _train_new(run_config: RunConfig, out: str | None, name: str, quiet: bool) -> int:
     from core.runs.folder import RunFolder, default_run_dir, now_iso, package_versions
 
-    prepared = _prepare(source, cfg, quiet)
+    cfg = run_config.train
+    if out:  # before minutes of image preparation: --out must be a folder (or new)
+        from core.outputs import check_output_dir
+
+        check_output_dir(out)
+    prepared = _prepare(run_config, quiet)
     cohort = prepared.cohort
     if not cohort.is_usable(min_per_class=cfg.cv_folds):
         raise InputError(
             f"{cfg.cv_folds}-fold cross-validation needs at least {cfg.cv_folds} usable patients "
             f"of each outcome; the cohort has {cohort.n_positive} positive and "
             f"{cohort.n_negative} negative (run `bpd cohort check` to see what was excluded)",
-            file=source["table"],
+            file=run_config.cohort.table,
         )
-    config = {
-        "train": cfg.to_json(),
-        "cohort_source": source,
-        "preprocess": _preprocess_cfg(cfg).to_json(),
-        "versions": package_versions(),
-        "seed": cfg.seed,
-        "created": now_iso(),
-        "options": options,
-    }
-    run = RunFolder.create(Path(out) if out else default_run_dir(name), config, cohort.to_json())
-    return _execute(run, prepared, cfg, quiet, options)
+    run_config = run_config.replace(versions=package_versions(), created=now_iso())
+    path = Path(out) if out else default_run_dir(name)
+    run = RunFolder.create(path, run_config.to_json(), cohort.to_json())
+    with run.lock():  # one trainer per run folder (core.runs.lock)
+        return _execute(run, prepared, run_config, quiet)
 
 
-def _preprocess_cfg(cfg: TrainConfig):
-    from core.cohort.preprocess import PreprocessConfig
-
-    return PreprocessConfig(resolution=cfg.resolution)
-
-
-def _prepare(source: dict[str, Any], cfg: TrainConfig, quiet: bool):
-    from core.cohort.loader import load_recorded_cohort
+def _prepare(run_config: RunConfig, quiet: bool):
+    from core.cohort.loader import load_source
     from core.cohort.prepare import prepare_images
 
-    cohort = load_recorded_cohort(source)
+    cohort = load_source(run_config.cohort)
     bar = None if quiet else ProgressBar("images")
-    prepared = prepare_images(cohort, _preprocess_cfg(cfg), on_progress=bar.update if bar else None)
+    on_progress = bar.update if bar else None
+    prepared = prepare_images(cohort, run_config.preprocess, on_progress=on_progress)
     if bar:
         bar.close()
     return prepared
 
 
-def _execute(run, prepared, cfg: TrainConfig, quiet: bool, options: dict[str, bool]) -> int:
+def _execute(run, prepared, run_config: RunConfig, quiet: bool) -> int:
     from core.models.registry import create_model
     from core.runs.runner import run_cv
     from core.training.data import TrainingData
     from core.training.runtime import CancelToken
 
+    cfg, options = run_config.train, run_config.options
     cancel = CancelToken()
     previous = _install_signal_handlers(cancel)
     printer = None if quiet else EventPrinter()
@@ -245,7 +212,7 @@ def _execute(run, prepared, cfg: TrainConfig, quiet: bool, options: dict[str, bo
             cancel=cancel,
             on_event=printer.on_event if printer else None,
             patients=prepared.cohort.patients,
-            final_model=bool(options.get("final_model")),
+            final_model=options.final_model,
         )
     finally:
         for sig, handler in previous.items():
@@ -253,9 +220,9 @@ def _execute(run, prepared, cfg: TrainConfig, quiet: bool, options: dict[str, bo
         if printer:
             printer.close()
     _print_result(run.path, summary)
-    if options.get("final_model"):
+    if options.final_model:
         print(f"final model: {run.path / 'final_model'}")
-    if options.get("report", True):
+    if options.report:
         _write_report(run.path)
     return 0
 
@@ -330,38 +297,34 @@ def _duration(seconds: float) -> str:
 
 
 class EventPrinter:
-    """Turns training events into the progress bar and one line per finished fold."""
+    """Turns training events into the progress bar and one line per finished fold, from
+    the same reducer the app plots from (core.runs.run_progress)."""
 
     def __init__(self) -> None:
-        self.bar = ProgressBar("training")
-        self.note = ""
-        self.n_folds = 0
-        self.done_folds = 0
+        from core.runs.run_progress import RunProgress
 
-    def on_event(self, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        if kind == "run_started":
-            self.n_folds = event["n_folds_total"]
-        elif kind == "epoch_started":
-            epoch = f"{event['epoch'] + 1}/{event['n_epochs']}"
-            self.note = f"{event['fold_id']} epoch {epoch} {event['phase']}"
-        elif kind == "progress":
-            self.bar.update(event["done"], event["total"], event.get("eta_s"), self.note)
-        elif kind == "fold_finished" and event["fold_id"] == "final":
+        self.bar = ProgressBar("training")
+        self.progress = RunProgress()
+
+    def on_event(self, event: Event) -> None:
+        p = self.progress
+        p.apply(event)
+        if event.type == "progress" and p.done is not None:
+            self.bar.update(p.done, p.total, p.eta_s, p.current_step())
+        elif event.type == "fold_finished" and p.folds[event.fold_id].is_final_model:
             self.bar.close()
             print("final model trained on every patient", file=sys.stderr)
-        elif kind == "fold_finished":
-            self.done_folds += 1
+        elif event.type == "fold_finished":
             self.bar.close()
-            auc = event["metrics"].get("auroc")
-            print(f"fold {event['fold_id']} ({self.done_folds}/{self.n_folds}): AUROC {_fmt(auc)}",
-                  file=sys.stderr)  # fmt: skip
-        elif kind == "warning":
+            auc = p.folds[event.fold_id].metrics.get("auroc")
+            print(f"fold {event.fold_id} ({p.n_folds_finished()}/{p.n_folds_total}): "
+                  f"AUROC {_fmt(auc)}", file=sys.stderr)  # fmt: skip
+        elif event.type == "warning":
             self.bar.close()
-            print(f"warning: {event['message']}", file=sys.stderr)
-        elif kind == "run_cancelled":
+            print(f"warning: {p.warnings[-1]}", file=sys.stderr)
+        elif event.type == "run_cancelled":
             self.bar.close()
-            print(event["message"], file=sys.stderr)
+            print(p.message, file=sys.stderr)
 
     def close(self) -> None:
         self.bar.close()

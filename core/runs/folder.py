@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from core import csv_cells, paths
 from core.atomic import atomic_write, atomic_write_json
-from core.errors import InputError, RunError
+from core.errors import CheckpointError, InputError, RunError
 from core.runs.events import EventLog, read_events_from
 
 if TYPE_CHECKING:
     import torch
 
     from core.cohort.preprocess import PreprocessConfig
+    from core.runs.lock import RunLock
 
 STATUSES = ("running", "finished", "cancelled", "failed")
 
@@ -44,9 +45,12 @@ _REPORT = "report.html"
 _FOLDS = "folds"
 _FINAL_MODEL = "final_model"  # a core.models.export folder
 _FINAL_WORK = "final_work"  # the final model's resume state while it trains
+_EXPLANATIONS = "explanations"  # `bpd explain` output, a cache the app's Review reads
 _FOLD = "fold.json"
 _MODEL = "model.pt"
 _CHECKPOINT = "checkpoint.pt"
+_DAMAGED = ".damaged"  # suffix of a checkpoint `bpd resume --restart-fold` set aside
+_LOCK = "train.lock"  # one trainer per run (core.runs.lock)
 
 PREDICTION_FIELDS = ("patient_id", "label", "prob", "logit", "repeat", "fold")
 
@@ -86,7 +90,24 @@ def save_torch(path: Path, obj: Any) -> None:
     import torch
 
     # straight into the temp file: no second in-memory copy of a 300 MB checkpoint
-    atomic_write(path, lambda fh: torch.save(obj, fh))
+    try:
+        atomic_write(path, lambda fh: torch.save(obj, fh))
+    except RuntimeError as exc:  # torch's writer reports a failed write (a full disk) so
+        raise _write_failure(path, exc) from None
+
+
+def _write_failure(path: Path, exc: RuntimeError) -> OSError:
+    """torch.save's 'PytorchStreamWriter failed writing file ...' / 'unexpected pos' as
+    the OSError it stands for, naming the file (the CLI turns it into a clear message)."""
+    import errno
+    import shutil
+
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = 0
+    code = errno.ENOSPC if free < 256 * 2**20 else errno.EIO
+    return OSError(code, f"{os.strerror(code)} (the write failed: {exc})", str(path))
 
 
 def load_torch(path: Path) -> Any:
@@ -159,7 +180,35 @@ class FoldFolder:
     # CheckpointStore protocol of core.training.loop
     def load(self) -> dict[str, Any] | None:
         path = self.path / _CHECKPOINT
-        return load_torch(path) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            return load_torch(path)
+        except Exception:  # truncated, damaged or not ours (code in a pickle): never run it
+            raise CheckpointError(self._damaged_message(path), file=path) from None
+
+    def _damaged_message(self, path: Path) -> str:
+        run_dir = self.path.parent.parent if self.path.parent.name == _FOLDS else self.path.parent
+        return (
+            f"the resume checkpoint of {self.fold_id} is damaged or not one BPD Studio wrote, "
+            "so it is not loaded. Continue with "
+            f"`bpd resume {run_dir} --restart-fold`: it moves the file aside "
+            f"({_CHECKPOINT}{_DAMAGED}) and trains this fold again from its start"
+        )
+
+    def set_aside_damaged_checkpoint(self) -> Path | None:
+        """Move a checkpoint that cannot be loaded out of the way (kept for a look), so
+        the fold trains again from its start; the path it went to, or None."""
+        path = self.path / _CHECKPOINT
+        if not path.exists():
+            return None
+        try:
+            load_torch(path)
+            return None
+        except Exception:
+            target = path.with_name(_CHECKPOINT + _DAMAGED)
+            os.replace(path, target)
+            return target
 
     def save(self, state: dict[str, Any]) -> None:
         save_torch(self.path / _CHECKPOINT, state)
@@ -408,3 +457,29 @@ class RunFolder:
     def report_path(self) -> Path:
         """Where `bpd report` writes by default."""
         return self.path / _REPORT
+
+    # --- one trainer at a time (core.runs.lock) ------------------------------------------
+    def lock(self) -> RunLock:
+        """`with run.lock():` around training; RunBusyError if another process trains."""
+        from core.runs.lock import RunLock
+
+        return RunLock(self.path / _LOCK, self.path)
+
+    def trainer(self) -> dict[str, Any] | None:
+        """Who trains this run now ({pid, host}), None when nobody does."""
+        from core.runs.lock import holder
+
+        return holder(self.path / _LOCK)
+
+    def set_aside_damaged_checkpoints(self) -> list[Path]:
+        """`bpd resume --restart-fold`: every fold's (and the final model's) checkpoint
+        that cannot be loaded is moved aside; those folds restart from their start."""
+        folders = [FoldFolder(p) for p in sorted((self.path / _FOLDS).glob("*")) if p.is_dir()]
+        moved = [f.set_aside_damaged_checkpoint() for f in [*folders, self.final_work()]]
+        return [p for p in moved if p is not None]
+
+    @property
+    def explanations_dir(self) -> Path:
+        """Where `bpd explain --all` caches the out-of-fold Grad-CAM by default
+        (core.explain.cache reads it: index.csv, maps, overlays)."""
+        return self.path / _EXPLANATIONS
