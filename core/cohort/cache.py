@@ -29,9 +29,36 @@ import numpy as np
 from core import paths
 from core.atomic import atomic_write, atomic_write_bytes, atomic_write_text
 from core.cohort.preprocess import PreprocessConfig
+from core.errors import InputError
 
 log = logging.getLogger(__name__)
 INDEX_NAME = "content-index.json"
+
+
+class CacheWriteError(InputError):
+    """The cache folder cannot be written (disk full, read-only, no permission)."""
+
+
+def cache_write_message(root: str | Path, exc: OSError) -> str:
+    why = exc.strerror or type(exc).__name__
+    return (
+        f"cannot write the image cache in {root} ({why}); free disk space there or make "
+        "the folder writable, or set BPD_STUDIO_HOME to a folder with room (the cache is "
+        "safe to delete)"
+    )
+
+
+def _writing(method):
+    """OSError while writing the cache -> CacheWriteError with the folder and the fix."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as exc:
+            raise CacheWriteError(cache_write_message(self.root, exc)) from exc
+
+    return wrapper
 
 
 def file_sha256(path: str | Path) -> tuple[str, bytes]:
@@ -79,6 +106,7 @@ class ImageCache:
         out = np.empty((cfg.resolution, cfg.resolution), dtype=np.uint16)
         return out if self.get_into(sha, cfg, out) else None
 
+    @_writing
     def put(self, sha: str, cfg: PreprocessConfig, pixels: np.ndarray) -> None:
         data = np.ascontiguousarray(pixels, dtype="<u2").tobytes()
         # No fsync: an entry lost in a crash is simply decoded again.
@@ -103,6 +131,7 @@ class ImageCache:
             return None
         return np.memmap(path, dtype="<u2", mode="c", shape=shape)
 
+    @_writing
     def save_pack(self, shas: list[str], cfg: PreprocessConfig, pixels: np.ndarray) -> None:
         path = self.pack_path(shas, cfg)
         if path.exists():  # content-addressed: an existing pack already holds these pixels
@@ -115,7 +144,7 @@ class ImageCache:
         if self._index is None:
             try:
                 self._index = json.loads((self.root / INDEX_NAME).read_text("utf-8"))
-            except (FileNotFoundError, ValueError):
+            except (OSError, ValueError):  # missing or unreadable: files are hashed again
                 self._index = {}
         return self._index
 
@@ -127,13 +156,14 @@ class ImageCache:
         self._load_index()[key] = sha
         self._index_dirty[key] = sha
 
+    @_writing
     def save_index(self) -> None:
         """Merge new entries into the index on disk (another process may have added some)."""
         if not self._index_dirty:
             return
         try:
             on_disk = json.loads((self.root / INDEX_NAME).read_text("utf-8"))
-        except (FileNotFoundError, ValueError):
+        except (FileNotFoundError, NotADirectoryError, ValueError):
             on_disk = {}
         on_disk.update(self._index_dirty)
         atomic_write_text(self.root / INDEX_NAME, json.dumps(on_disk, separators=(",", ":")))

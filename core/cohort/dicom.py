@@ -20,6 +20,33 @@ from core.errors import ImageError
 # Projection radiography only: CT/MR/US slices are not what the model was trained on.
 ACCEPTED_MODALITIES = ("CR", "DX", "DR")
 CHEST_BODY_PARTS = ("CHEST", "THORAX", "LUNG", "LUNGS", "TORSO", "THORAX_CHEST")
+# Header text is echoed into messages and cohort.json only when it is one of these
+# standard codes (DICOM PS3.3 C.7.3.1.1.1, PS3.16 CID 4031): a free-text field may hold
+# anything, a name or a note included, so any other value is "an unexpected value".
+KNOWN_MODALITIES = frozenset({
+    "AR", "ASMT", "AU", "BDUS", "BI", "BMD", "CR", "CT", "DG", "DOC", "DR", "DX", "ECG",
+    "EPS", "ES", "GM", "HC", "HD", "IO", "IOL", "IVOCT", "IVUS", "KER", "KO", "LEN", "LS",
+    "MG", "MR", "M3D", "NM", "OAM", "OCT", "OP", "OPM", "OPT", "OPV", "OSS", "OT", "PLAN",
+    "PR", "PT", "PX", "REG", "RESP", "RF", "RG", "RTDOSE", "RTIMAGE", "RTPLAN", "RTRECORD",
+    "RTSTRUCT", "RWV", "SEG", "SM", "SMR", "SR", "SRF", "TG", "US", "VA", "XA", "XC",
+})  # fmt: skip
+KNOWN_BODY_PARTS = frozenset({
+    *CHEST_BODY_PARTS, "ABDOMEN", "ABDOMENPELVIS", "ANKLE", "ARM", "BRAIN", "BREAST",
+    "CERVIX", "CHESTABDOMEN", "CHESTABDPELVIS", "CLAVICLE", "COCCYX", "CSPINE", "ELBOW",
+    "EXTREMITY", "FACE", "FINGER", "FOOT", "HAND", "HEAD", "HEADNECK", "HEART", "HIP",
+    "JAW", "KNEE", "LEG", "LSPINE", "NECK", "PELVIS", "RIB", "RIBCAGE", "SACRUM",
+    "SCAPULA", "SHOULDER", "SKULL", "SPINE", "SSPINE", "TSPINE", "WHOLEBODY", "WRIST",
+})  # fmt: skip
+KNOWN_PHOTOMETRIC = frozenset({
+    "MONOCHROME1", "MONOCHROME2", "RGB", "PALETTE COLOR", "YBR_FULL", "YBR_FULL_422",
+    "YBR_PARTIAL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "HSV", "ARGB", "CMYK",
+})  # fmt: skip
+
+
+def shown_code(value: str, known: frozenset[str]) -> str:
+    """A header code as it may appear in a message: known codes verbatim, else nothing."""
+    return value if value in known else "an unexpected value (not shown)"
+
 
 # pydicom's own warnings and log lines can quote header values (a malformed PatientName,
 # say); they are counted, never shown, and its logger is kept quiet.
@@ -34,6 +61,16 @@ class DicomRejected(ImageError):
 
 class NoPixelData(ImageError):
     reason = "no_pixel_data"
+
+
+class DamagedPixelData(ImageError):
+    """The file ends early or its pixel data does not decode: a copy went wrong."""
+
+    reason = "damaged_pixel_data"
+
+
+PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010) as written in little-endian files
+RECOPY = "copy the file again from the archive (PACS) or remove it from the table"
 
 
 def decode_dicom(data: bytes, name: str | Path) -> tuple[np.ndarray, list[tuple[str, str]]]:
@@ -65,8 +102,9 @@ def _decode(data: bytes, name: str | Path) -> tuple[np.ndarray, list[tuple[str, 
     modality = str(ds.get("Modality", "") or "").strip().upper()
     if modality and modality not in ACCEPTED_MODALITIES:
         raise DicomRejected(
-            f"DICOM Modality is {modality}; only projection radiographs "
-            f"({', '.join(ACCEPTED_MODALITIES)}) can be used. Remove this file from the table.",
+            f"DICOM Modality is {shown_code(modality, KNOWN_MODALITIES)}; only projection "
+            f"radiographs ({', '.join(ACCEPTED_MODALITIES)}) can be used. Remove this file "
+            "from the table.",
             file=name,
         )
     if not modality:
@@ -76,20 +114,27 @@ def _decode(data: bytes, name: str | Path) -> tuple[np.ndarray, list[tuple[str, 
         warnings.append(
             (
                 "body_part_not_chest",
-                f"{name}: BodyPartExamined is {body_part}, not a chest; check the file",
+                f"{name}: BodyPartExamined is {shown_code(body_part, KNOWN_BODY_PARTS)}, "
+                "not a chest; check the file",
             )
         )
     if "PixelData" not in ds:
+        if PIXEL_DATA_TAG in data:  # pydicom drops pixel data cut off by the file's end
+            raise DamagedPixelData(
+                f"DICOM pixel data is truncated (the file ends inside it, {len(data)} bytes); "
+                + RECOPY,
+                file=name,
+            )
         kind = "float pixel data" if "FloatPixelData" in ds else "no pixel data"
         raise NoPixelData(f"DICOM file has {kind}; it holds no radiograph", file=name)
 
     try:
         stored = ds.pixel_array
     except Exception as exc:
-        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        syntax_name = getattr(syntax, "name", str(syntax))
-        raise ImageError(
-            f"cannot decode DICOM pixel data (transfer syntax {syntax_name}): {exc}", file=name
+        raise DamagedPixelData(
+            f"DICOM pixel data is truncated or cannot be decoded "
+            f"(transfer syntax {_syntax_name(ds)}; {type(exc).__name__}); " + RECOPY,
+            file=name,
         ) from exc
 
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
@@ -115,6 +160,16 @@ def _decode(data: bytes, name: str | Path) -> tuple[np.ndarray, list[tuple[str, 
     if (photometric == "MONOCHROME1") != inverse:
         out = 1.0 - out
     return out, warnings
+
+
+def _syntax_name(ds) -> str:
+    """The transfer syntax's standard name, never free text from the file."""
+    from pydicom.uid import UID_dictionary
+
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is None:
+        return "not set"
+    return UID_dictionary[syntax][0] if syntax in UID_dictionary else "an unexpected UID"
 
 
 def _modality_range(ds) -> tuple[float, float]:
@@ -159,7 +214,8 @@ def _colour_to_grey(stored: np.ndarray, ds, name: str | Path) -> np.ndarray:
     if photometric.startswith("YBR") and photometric != "YBR_RCT" and stored.ndim == 3:
         rgb = convert_color_space(stored, photometric, "RGB")
     if rgb.ndim != 3 or rgb.shape[-1] != 3:
-        raise ImageError(f"unsupported PhotometricInterpretation {photometric}", file=name)
+        shown = shown_code(photometric, KNOWN_PHOTOMETRIC)
+        raise ImageError(f"unsupported PhotometricInterpretation {shown}", file=name)
     bits = int(ds.get("BitsStored", 8))
     grey = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     return np.clip(grey / np.float32(2**bits - 1), 0.0, 1.0)

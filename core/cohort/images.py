@@ -7,6 +7,7 @@ export DICOM without an extension, or save PNGs as ``.jpg``.
 from __future__ import annotations
 
 import io
+import warnings as pywarnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,12 @@ class DecodedImage:
 
 class UnsupportedFormat(ImageError):
     reason = "unsupported_format"
+
+
+class ImageTooLarge(ImageError):
+    """More pixels than PIL decodes safely (a decompression bomb, or not a radiograph)."""
+
+    reason = "image_too_large"
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -71,7 +78,25 @@ def decode_image_bytes(data: bytes, name: str | Path) -> DecodedImage:
         return DecodedImage(
             pixels, "dicom", [msg for _, msg in notes], [reason for reason, _ in notes]
         )
-    return DecodedImage(_decode_raster(data, name, fmt), fmt)
+    # PIL warns (DecompressionBombWarning) on stderr for very large images; a warning is
+    # kept with the file instead, and twice the limit is refused as a problem of the file.
+    with pywarnings.catch_warnings(record=True) as caught:
+        pywarnings.simplefilter("always")
+        pixels = _decode_raster(data, name, fmt)
+    notes = _large_image_notes(caught, pixels, name)
+    return DecodedImage(pixels, fmt, notes, ["large_image"] * len(notes))
+
+
+def _large_image_notes(caught, pixels: np.ndarray, name: str | Path) -> list[str]:
+    from PIL import Image
+
+    if not any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
+        return []
+    h, w = pixels.shape
+    return [
+        f"{name}: very large image ({w} x {h} pixels, over PIL's safety limit of "
+        f"{Image.MAX_IMAGE_PIXELS:,}); check that it is a single radiograph"
+    ]
 
 
 def _decode_raster(data: bytes, name: str | Path, fmt: str) -> np.ndarray:
@@ -84,6 +109,13 @@ def _decode_raster(data: bytes, name: str | Path, fmt: str) -> np.ndarray:
         img.load()
         if fmt == "jpeg":
             img = ImageOps.exif_transpose(img)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(
+            f"{fmt.upper()} image is too large to decode safely (more than twice PIL's "
+            f"limit of {Image.MAX_IMAGE_PIXELS:,} pixels); a radiograph is far smaller: "
+            "check the file or export it at a normal size",
+            file=name,
+        ) from exc
     except Exception as exc:
         raise ImageError(f"cannot decode {fmt.upper()} image ({exc})", file=name) from exc
     mode = img.mode

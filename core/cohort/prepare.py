@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.cohort.cache import ImageCache, file_sha256
+from core.cohort.cache import CacheWriteError, ImageCache, file_sha256
 from core.cohort.images import decode_image_bytes
 from core.cohort.model import Cohort, Exclusion, ImageRecord, Problem
 from core.cohort.preprocess import PreprocessConfig, preprocess
@@ -55,6 +55,7 @@ class _Result:
     reason: str = "unreadable_image"
     warnings: tuple[tuple[str, str], ...] = ()
     decoded: bool = False
+    fatal: str | None = None  # the cache cannot be written: the whole import stops
 
 
 def _decode_one(index: int, path: str, cfg: PreprocessConfig, cache_root: str) -> _Result:
@@ -76,7 +77,10 @@ def _decode_one(index: int, path: str, cfg: PreprocessConfig, cache_root: str) -
         )
     except Exception as exc:  # a decoder bug must not stop a 5,000-image import
         return _Result(index, sha, error=f"cannot decode image ({type(exc).__name__}: {exc})")
-    cache.put(sha, cfg, pixels)
+    try:
+        cache.put(sha, cfg, pixels)
+    except CacheWriteError as exc:  # returned, not raised: it must cross the process pool
+        return _Result(index, sha, error=exc.detail, fatal=exc.detail)
     notes = tuple(zip(decoded.warning_reasons, decoded.warnings, strict=True))
     return _Result(index, sha, pixels, warnings=notes, decoded=True)
 
@@ -132,6 +136,8 @@ def prepare_images(
         report(done)
 
     for res in _decode_all(misses, cfg, cache.root, workers):
+        if res.fatal:
+            raise CacheWriteError(res.fatal)
         if res.pixels is not None:
             pixels[res.index] = res.pixels
             res.pixels = None
