@@ -29,7 +29,11 @@ from core.cohort.preprocess import PreprocessConfig
 def timed_import(table: Path, root: Path, cfg: PreprocessConfig, cache_dir: Path):
     start = time.perf_counter()
     cohort = load_cohort(
-        table, images_root=root, outcome_column="diagnosis", positive=["PNEUMONIA"]
+        table,
+        images_root=root,
+        outcome_column="diagnosis",
+        positive=["PNEUMONIA"],
+        negative=["NORMAL"],
     )
     prepared = prepare_images(cohort, cfg, ImageCache(cache_dir))
     return time.perf_counter() - start, prepared

@@ -77,7 +77,7 @@ echo "== paper preset, ${PAPER_FOLDS} folds x 1, ${PAPER_PROBE}+${PAPER_EPOCHS} 
 LOG="$OUT/paper.log"
 START=$(date +%s.%N)
 "$PYTHON" -m core.cli.main train "$TABLE" --outcome diagnosis --positive PNEUMONIA \
-  --preset paper --init random --device "$DEVICE" --repeats 1 --folds "$PAPER_FOLDS" \
+  --negative NORMAL --preset paper --init random --device "$DEVICE" --repeats 1 --folds "$PAPER_FOLDS" \
   --epochs "$PAPER_EPOCHS" --probe-epochs "$PAPER_PROBE" --resolution "$PAPER_RES" \
   --out "$OUT/paper-run" --quiet > "$LOG" 2>&1
 CODE=$?

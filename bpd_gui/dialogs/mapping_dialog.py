@@ -2,6 +2,8 @@
 
 Guesses come from the header (core.cohort.mapping.guess_mapping); the preview shows the
 first rows with the chosen columns highlighted, and the outcome table counts each value.
+A value marked "exclude" excludes its patients with the reason; the "every other value
+is negative" tick is the command line's --negative-rest.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -74,9 +77,19 @@ class MappingDialog(QDialog):
         self.outcome_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
         self.outcome_table.verticalHeader().setVisible(False)
         self.balance_label = QLabel()
+        self.negative_rest = QCheckBox("Count every other recorded value as negative")
+        self.negative_rest.setObjectName("negative_rest")
+        self.negative_rest.setToolTip(
+            "Off: a value marked 'exclude' (or one the table gains later) excludes its "
+            "patients, with the reason. On: every recorded value not marked positive is "
+            "negative (--negative-rest)."
+        )
+        self.negative_rest.setChecked(bool(getattr(outcome, "negative_rest", False)))
+        self.negative_rest.toggled.connect(self._on_negative_rest)
         outcome_box = QGroupBox("Outcome values")
         outcome_layout = QVBoxLayout(outcome_box)
         outcome_layout.addWidget(self.outcome_table)
+        outcome_layout.addWidget(self.negative_rest)
         outcome_layout.addWidget(self.balance_label)
 
         self.preview = QTableWidget()
@@ -132,7 +145,7 @@ class MappingDialog(QDialog):
         self.preview.resizeColumnsToContents()
 
     def _fill_outcome_values(self, column: str) -> None:
-        from core.cohort.mapping import outcome_value_counts
+        from core.cohort.mapping import is_not_recorded, outcome_value_counts
 
         counts = outcome_value_counts(self.frame, column) if column in self.columns else {}
         prior = self._prior_outcome
@@ -149,8 +162,9 @@ class MappingDialog(QDialog):
                 combo.setCurrentText("positive")
             elif prior is not None and value in prior.negative:
                 combo.setCurrentText("negative")
-            elif prior is not None:
-                combo.setCurrentText("exclude")
+            elif prior is not None:  # not named: negative only under "every other value"
+                rest = getattr(prior, "negative_rest", False) and not is_not_recorded(value)
+                combo.setCurrentText("negative" if rest else "exclude")
             else:
                 combo.setCurrentText(guess_outcome_choice(value))
             combo.currentTextChanged.connect(self._check)
@@ -171,6 +185,16 @@ class MappingDialog(QDialog):
                 return
         raise KeyError(value)
 
+    def _on_negative_rest(self, on: bool) -> None:
+        """Ticked: every recorded value marked "exclude" becomes negative, as it will count."""
+        from core.cohort.mapping import is_not_recorded
+
+        if on:
+            for value, choice in self.outcome_choices().items():
+                if choice == "exclude" and not is_not_recorded(value):
+                    self.set_outcome_choice(value, "negative")
+        self._check()
+
     def _check(self, *_: Any) -> None:
         counts = {}
         for r in range(self.outcome_table.rowCount()):
@@ -189,9 +213,19 @@ class MappingDialog(QDialog):
         used = [c for c in picked if c != NONE]
         if len(used) != len(set(used)):
             return "Each column can have only one role."
-        choices = set(self.outcome_choices().values())
+        from core.cohort.mapping import is_not_recorded
+
+        outcome = self.outcome_choices()
+        choices = set(outcome.values())
         if "positive" not in choices or "negative" not in choices:
             return "Mark at least one outcome value positive and one negative."
+        if self.negative_rest.isChecked():
+            excluded = [v for v, c in outcome.items() if c == "exclude" and not is_not_recorded(v)]
+            if excluded:
+                return (
+                    f"'{excluded[0]}' is marked exclude, but every other value counts as "
+                    "negative: untick that box to exclude it."
+                )
         return None
 
     # --- result -----------------------------------------------------------------------
@@ -208,4 +242,5 @@ class MappingDialog(QDialog):
         return OutcomeMapping(
             positive=tuple(v for v, c in choices.items() if c == "positive"),
             negative=tuple(v for v, c in choices.items() if c == "negative"),
+            negative_rest=self.negative_rest.isChecked(),
         )

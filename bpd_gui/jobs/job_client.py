@@ -51,6 +51,7 @@ class TrainRequest:
     outcome: str
     positive: tuple[str, ...]
     negative: tuple[str, ...] = ()
+    negative_rest: bool = False  # every other recorded value negative (--negative-rest)
     images_root: str | None = None
     patient_col: str | None = None
     image_col: str | None = None
@@ -80,6 +81,8 @@ def train_arguments(req: TrainRequest, run_dir: Path) -> list[str]:
     args = ["train", req.table, "--outcome", req.outcome, "--positive", *req.positive]
     if req.negative:
         args += ["--negative", *req.negative]
+    if req.negative_rest:
+        args.append("--negative-rest")
     for flag, value in (
         ("--images-root", req.images_root),
         ("--patient-col", req.patient_col),

@@ -209,6 +209,7 @@ class TrainView(QWidget):
             outcome=src.mapping["outcome"],
             positive=tuple(src.outcome["positive"]),
             negative=tuple(src.outcome.get("negative") or ()),
+            negative_rest=bool(src.outcome.get("negative_rest")),
             images_root=src.images_root,
             patient_col=patient_col,
             image_col=image_col,
@@ -236,6 +237,12 @@ class TrainView(QWidget):
             request = self.build_request()
         except ValueError as exc:
             show_error(self, "Cannot start the run", str(exc))
+            return None
+        from bpd_gui.widgets.weights_panel import missing_weights_message, request_init
+
+        missing = missing_weights_message(request_init(request))
+        if missing:  # refused here, not 15 s later with a traceback from the job
+            show_error(self, "Pretrained weights missing", missing)
             return None
         run_dir = new_run_dir(paths.runs_dir(), self.form.run_name())
         job = self.queue.enqueue_train(request, run_dir)

@@ -15,6 +15,7 @@ from core.cohort.cache import ImageCache
 from core.cohort.loader import load_cohort
 from core.cohort.mapping import ColumnMapping, guess_mapping
 from core.cohort.model import Cohort
+from core.cohort.outcome_values import NEGATIVE_REST_HINT
 from core.cohort.prepare import prepare_images
 from core.cohort.preprocess import PreprocessConfig
 from core.cohort.table import read_table
@@ -40,8 +41,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--negative",
         nargs="+",
         metavar="V",
-        help="values meaning negative (default: every other recorded value)",
+        help="values meaning negative; a recorded value named neither positive nor negative "
+        "excludes its patient (with the reason)",
     )
+    check.add_argument(
+        "--negative-rest",
+        action="store_true",
+        help="count every recorded value not named positive as negative",
+    )
+    check.add_argument("--sheet", help="XLSX: the sheet to read, by name or position (1 = first)")
     check.add_argument("--patient-col", help="patient id column (default: guessed)")
     check.add_argument("--image-col", help="image path column (default: guessed)")
     check.add_argument(
@@ -65,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _mapping(args: argparse.Namespace) -> ColumnMapping | None:
     if not (args.patient_col or args.image_col or args.image_pattern):
         return None
-    guessed = guess_mapping(read_table(args.table).columns)
+    guessed = guess_mapping(read_table(args.table, args.sheet).columns)
     image = None if args.image_pattern and not args.image_col else (args.image_col or guessed.image)
     return ColumnMapping(
         patient_id=args.patient_col or guessed.patient_id,
@@ -87,6 +95,8 @@ def run_check(args: argparse.Namespace) -> int:
         positive=args.positive,
         negative=args.negative,
         image_pattern=args.image_pattern,
+        negative_rest=args.negative_rest,
+        sheet=args.sheet,
     )
     seconds = 0.0
     if not args.no_decode:
@@ -135,9 +145,13 @@ def _clinical_counts(cohort: Cohort) -> str:
 def print_report(cohort: Cohort, seconds: float = 0.0) -> None:
     s = cohort.summary()
     print(f"table:      {cohort.table_path}")
+    if cohort.sheet is not None:
+        print(f"sheet:      {cohort.sheet}")
     print(f"images in:  {cohort.images_root}")
+    negatives = ", ".join(s["negative_values"]) or "(none named)"
+    rest = " (every other recorded value: --negative-rest)" if s["negative_rest"] else ""
     print(f"outcome:    {s['outcome_column']}  positive = {', '.join(s['positive_values'])}"
-          f"  negative = {', '.join(s['negative_values'])}")  # fmt: skip
+          f"  negative = {negatives}{rest}")  # fmt: skip
     print(
         f"patients:   {s['n_patients']} ({s['n_positive']} positive / {s['n_negative']} negative)"
     )
@@ -160,3 +174,7 @@ def print_report(cohort: Cohort, seconds: float = 0.0) -> None:
         print("usable:     yes")
     else:
         print("usable:     NO - need at least 2 patients with each outcome")
+        unmapped = s["excluded_by_reason"].get("unknown_outcome")
+        if unmapped:
+            print(f"            {unmapped} patients have an outcome value named neither "
+                  f"positive nor negative: {NEGATIVE_REST_HINT}")  # fmt: skip

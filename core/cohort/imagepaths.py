@@ -1,7 +1,8 @@
 """Where a table's image references point: paths in a column, or files found by a pattern.
 
 A reference must stay inside the images root: a table that points at ``../other`` or at
-an absolute path elsewhere could pull in another study's files unnoticed.
+an absolute path elsewhere could pull in another study's files unnoticed. The check
+resolves symbolic links first, so a link inside the root that points out is refused.
 """
 
 from __future__ import annotations
@@ -20,10 +21,16 @@ def normalize_root(root: str | Path) -> Path:
     return Path(os.path.normpath(os.path.abspath(root)))
 
 
-def is_inside(path: Path, root: Path) -> bool:
-    """Lexical check on normalised absolute paths (both come from normpath)."""
+def is_lexically_inside(path: str | Path, root: str | Path) -> bool:
+    """Path text under root text (both normalised absolute paths); follows no link."""
     inner, outer = str(path), str(root)
     return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
+
+
+def is_inside(path: str | Path, root: str | Path) -> bool:
+    """`path` with every symbolic link resolved lies under `root`, also resolved: a link
+    (to a file or a folder) inside the root that points elsewhere is outside."""
+    return is_lexically_inside(os.path.realpath(path), os.path.realpath(root))
 
 
 def resolve_reference(cell: str, root: Path) -> Path:

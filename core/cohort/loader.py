@@ -21,7 +21,13 @@ from core.cohort.clinical import (
     parse_irds,
     parse_sex,
 )
-from core.cohort.imagepaths import PatternMatcher, is_inside, normalize_root, resolve_reference
+from core.cohort.imagepaths import (
+    PatternMatcher,
+    is_inside,
+    is_lexically_inside,
+    normalize_root,
+    resolve_reference,
+)
 from core.cohort.mapping import (
     ColumnMapping,
     OutcomeMapping,
@@ -29,8 +35,14 @@ from core.cohort.mapping import (
     is_not_recorded,
     normalize_value,
     outcome_value_counts,
+    recorded_negative_rest,
 )
 from core.cohort.model import ClinicalValues, Cohort, Exclusion, ImageRecord, Patient, Problem
+from core.cohort.outcome_values import (
+    NEGATIVE_REST_HINT,
+    listed_values,
+    require_named_values_occur,
+)
 from core.cohort.table import read_table
 from core.errors import InputError
 
@@ -53,17 +65,22 @@ def load_cohort(
     positive: Sequence[str] | None = None,
     negative: Sequence[str] | None = None,
     image_pattern: str | None = None,
+    negative_rest: bool = False,
+    sheet: str | int | None = None,
 ) -> Cohort:
     """Read and validate a cohort table. Image paths are relative to `images_root`
     (default: the table's folder). Without an image column, each patient's images are
-    found by `image_pattern` (e.g. ``{patient_id}_*.png`` or ``{patient_id}/*``)."""
+    found by `image_pattern` (e.g. ``{patient_id}_*.png`` or ``{patient_id}/*``).
+    A value named in `positive`/`negative` that the outcome column lacks is an
+    InputError; a recorded value named in neither excludes its patient unless
+    `negative_rest`. `sheet`: the XLSX sheet (name or position from 1)."""
     if isinstance(table, pd.DataFrame):
         if images_root is None:
             raise InputError("images_root is required when the table is given as a DataFrame")
         df, table_path = table, Path("<table>")
     else:
         table_path = Path(table)
-        df = read_table(table_path)
+        df = read_table(table_path, sheet)
     root = normalize_root(images_root if images_root is not None else table_path.parent)
     if not root.is_dir():
         raise InputError("images root is not a folder", file=root)
@@ -78,18 +95,49 @@ def load_cohort(
             file=table_path,
         )
     mapping = _checked_mapping(df, mapping, outcome_column, table_path)
+    duplicates = _duplicate_header_problems(df, mapping, table_path)
+    counts = outcome_value_counts(df, mapping.outcome)
     if outcome is None:
         if not positive:
-            counts = outcome_value_counts(df, mapping.outcome)
-            listed = ", ".join(f"{v or '(empty)'} ({n})" for v, n in counts.items())
             raise InputError(
                 f"name the positive outcome values (e.g. --positive ...); "
-                f"values in column '{mapping.outcome}': {listed}",
+                f"values in column '{mapping.outcome}': {listed_values(counts)}",
                 file=table_path,
             )
-        outcome = OutcomeMapping(tuple(positive), tuple(negative or ()))
+        outcome = OutcomeMapping(tuple(positive), tuple(negative or ()), negative_rest)
+    require_named_values_occur(counts, outcome, mapping.outcome, table_path)
     builder = _Builder(df, table_path, root, mapping, outcome, image_pattern)
-    return builder.build()
+    builder.problems.extend(duplicates)
+    cohort = builder.build()
+    cohort.sheet = df.attrs.get("sheet")
+    return cohort
+
+
+def _duplicate_header_problems(df, mapping: ColumnMapping, table_path: Path) -> list[Problem]:
+    """A header written twice: an error when a chosen column is one of them (which one
+    holds the outcome?), else a warning naming both columns (only the first is read)."""
+    used = {c for c in (mapping.patient_id, mapping.outcome, mapping.image) if c}
+    used.update(mapping.clinical_columns().values())
+    problems = []
+    for name, columns in (df.attrs.get("duplicate_headers") or {}).items():
+        where = " and ".join(columns)
+        copies = {name, *(f"{name} ({c})" for c in columns)}
+        if copies & used:
+            raise InputError(
+                f"{where} both have the header '{name}', and '{name}' is a column this "
+                "cohort uses; rename one of them so it is clear which to read",
+                file=table_path,
+            )
+        problems.append(
+            Problem(
+                "duplicate_header",
+                f"{where} both have the header '{name}'; only the first is read as "
+                f"'{name}' (rename one if the other matters)",
+                severity="warning",
+                file=str(table_path),
+            )
+        )
+    return problems
 
 
 def _checked_mapping(
@@ -120,7 +168,7 @@ class _Builder:
         self.pattern = image_pattern
         self.problems: list[Problem] = []
         self.exclusions: list[Exclusion] = []
-        self.seen_paths: dict[Path, int] = {}
+        self.seen_paths: dict[Path, tuple[int, str]] = {}  # -> (data row, patient)
 
     def problem(self, reason, message, row=None, file=None, pid=None, severity="error"):
         self.problems.append(Problem(reason, message, severity, row, file, pid))
@@ -139,8 +187,13 @@ class _Builder:
                 )
                 continue
             rows_by_patient.setdefault(pid, []).append((int(row), record))
-        self._check_outcome_values_used()
-        patients = [p for pid, rows in rows_by_patient.items() if (p := self._patient(pid, rows))]
+        # Outcomes first: an excluded patient's rows must not claim an image that a kept
+        # patient names too (a conflicting row reusing another infant's radiograph).
+        labelled = [(pid, rows, self._outcome(pid, rows)) for pid, rows in rows_by_patient.items()]
+        patients = [
+            p for pid, rows, (label, raw) in labelled if (p := self._patient(pid, rows, label, raw))
+        ]
+        self._note_images_of_excluded(labelled)
         return Cohort(
             table_path=self.table_path,
             images_root=self.root,
@@ -149,30 +202,48 @@ class _Builder:
             problems=self.problems,
             outcome_column=self.mapping.outcome,
             positive_values=self.outcome.positive,
-            negative_values=self.outcome.negative or self._implicit_negatives(),
+            negative_values=self._negatives(),
+            negative_rest=self.outcome.negative_rest,
         )
 
-    def _implicit_negatives(self) -> tuple[str, ...]:
+    def _negatives(self) -> tuple[str, ...]:
+        """The named negatives, plus with negative_rest every other recorded value."""
+        if not self.outcome.negative_rest:
+            return self.outcome.negative
+        named = {normalize_value(v) for v in self.outcome.negative}
         values = outcome_value_counts(self.df, self.mapping.outcome)
-        return tuple(v for v in values if self.outcome.classify(v) == 0)
+        rest = [v for v in values if self.outcome.classify(v) == 0]
+        return self.outcome.negative + tuple(v for v in rest if normalize_value(v) not in named)
 
-    def _check_outcome_values_used(self) -> None:
-        present = {normalize_value(v) for v in self.df[self.mapping.outcome]}
-        for value in (*self.outcome.positive, *self.outcome.negative):
-            if normalize_value(value) not in present:
-                self.problem(
-                    "outcome_value_not_found",
-                    f"outcome value '{value}' does not occur in column '{self.mapping.outcome}'",
-                    severity="warning",
-                )
+    def _note_images_of_excluded(self, labelled) -> None:
+        """Say when an excluded patient's row names an image a kept patient uses."""
+        if self.matcher is not None:
+            return
+        for pid, rows, (label, _) in labelled:
+            if label is not None:
+                continue
+            for row, record in rows:
+                cell = record[self.mapping.image]
+                path = resolve_reference(cell, self.root) if cell else None
+                if path is not None and path in self.seen_paths:
+                    self.problem(
+                        "duplicate_image",
+                        f"data row {row} (patient {pid}, excluded) names image '{cell}', "
+                        f"which data row {self.seen_paths[path][0]} gives to patient "
+                        f"{self.seen_paths[path][1]}; "
+                        "check which patient the radiograph belongs to",
+                        row,
+                        str(path),
+                        pid,
+                        severity="warning",
+                    )
 
-    def _patient(self, pid: str, rows: list[tuple[int, dict[str, str]]]) -> Patient | None:
+    def _patient(self, pid: str, rows, label: int | None, raw: str) -> Patient | None:
         first_row = rows[0][0]
-        label, raw = self._outcome(pid, rows)
         clinical = self._clinical(pid, rows)
-        images = self._images(pid, rows)
         if label is None:
             return None
+        images = self._images(pid, rows)
         if not images:
             self.exclusions.append(
                 Exclusion(pid, "no_images", self._no_image_message(pid, rows), first_row)
@@ -192,26 +263,29 @@ class _Builder:
             )
             return None, ""
         labels = {self.outcome.classify(v) for v in values}
-        distinct = sorted(set(values))
         if len(labels) > 1:
+            each = ", ".join(
+                f"{r} ('{rec[col]}')" for r, rec in rows if not is_not_recorded(rec[col])
+            )
             self.exclusions.append(
                 Exclusion(
                     pid,
                     "conflicting_outcomes",
-                    f"rows {', '.join(str(r) for r, _ in rows)} give different outcomes "
-                    f"({', '.join(distinct)}): patient excluded",
+                    f"data rows {each} give different outcomes: patient excluded",
                     first_row,
                 )
             )
             return None, ""
         label = labels.pop()
         if label is None:
+            negatives = ", ".join(self.outcome.negative) or "none named"
             self.exclusions.append(
                 Exclusion(
                     pid,
                     "unknown_outcome",
                     f"outcome '{values[0]}' is neither a positive "
-                    f"({', '.join(self.outcome.positive)}) nor a negative value: patient excluded",
+                    f"({', '.join(self.outcome.positive)}) nor a negative ({negatives}) value: "
+                    f"patient excluded; to use it, {NEGATIVE_REST_HINT}",
                     first_row,
                 )
             )
@@ -270,10 +344,15 @@ class _Builder:
 
     def _checked_image(self, pid: str, row: int, cell: str, path: Path) -> ImageRecord | None:
         if not is_inside(path, self.root):
+            how = (  # a link inside the root that leads out (file or folder link)
+                "is a symbolic link (or in a linked folder) that points outside"
+                if is_lexically_inside(path, self.root)
+                else "is outside"
+            )
             self.problem(
                 "outside_images_root",
-                f"data row {row}: image '{cell}' is outside the images root {self.root}; "
-                "move it there or pass --images-root",
+                f"data row {row}: image '{cell}' {how} the images root {self.root}; "
+                "copy the file into it or pass --images-root",
                 row=row,
                 file=str(path),
                 pid=pid,
@@ -286,16 +365,18 @@ class _Builder:
             )
             return None
         if path in self.seen_paths:
+            first_row, first_pid = self.seen_paths[path]
+            whose = "the same patient" if first_pid == pid else f"patient {first_pid}"
             self.problem(
                 "duplicate_image",
-                f"data row {row}: image '{cell}' already listed in data row "
-                f"{self.seen_paths[path]}; the repeat is not used",
+                f"data row {row}: image '{cell}' already listed in data row {first_row} "
+                f"({whose}); the repeat is not used",
                 row,
                 str(path),
                 pid,
             )
             return None
-        self.seen_paths[path] = row
+        self.seen_paths[path] = (row, pid)
         return ImageRecord(path, row)
 
     def _no_image_message(self, pid: str, rows) -> str:
@@ -319,4 +400,6 @@ def load_recorded_cohort(source: dict[str, Any]) -> Cohort:
         outcome_column=outcome["column"],
         positive=outcome["positive"],
         negative=outcome.get("negative") or None,
+        negative_rest=recorded_negative_rest(outcome),
+        sheet=source.get("sheet"),
     )

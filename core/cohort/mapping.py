@@ -143,12 +143,18 @@ def guess_mapping(columns: list[str] | pd.Index) -> ColumnMapping:
 
 @dataclass(frozen=True)
 class OutcomeMapping:
+    """Which outcome values are positive and which negative. A recorded value named in
+    neither list excludes its patient (with the reason), unless `negative_rest` says
+    every other recorded value is negative: a typo must not silently relabel infants."""
+
     positive: tuple[str, ...]
-    negative: tuple[str, ...] = ()  # empty: every other recorded value is negative
+    negative: tuple[str, ...] = ()
+    negative_rest: bool = False  # every recorded value not named positive is negative
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "positive", tuple(str(v).strip() for v in self.positive))
         object.__setattr__(self, "negative", tuple(str(v).strip() for v in self.negative))
+        object.__setattr__(self, "negative_rest", bool(self.negative_rest))
         overlap = {normalize_value(v) for v in self.positive} & {
             normalize_value(v) for v in self.negative
         }
@@ -159,20 +165,39 @@ class OutcomeMapping:
         object.__setattr__(self, "_neg", frozenset(normalize_value(v) for v in self.negative))
 
     def to_json(self) -> dict[str, Any]:
-        return {"positive": list(self.positive), "negative": list(self.negative)}
+        return {
+            "positive": list(self.positive),
+            "negative": list(self.negative),
+            "negative_rest": self.negative_rest,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OutcomeMapping:
-        return cls(tuple(data.get("positive", ())), tuple(data.get("negative", ())))
+        return cls(
+            tuple(data.get("positive", ())),
+            tuple(data.get("negative", ())),
+            recorded_negative_rest(data),
+        )
 
     def classify(self, value: Any) -> int | None:
         """1 positive, 0 negative, None not recorded or not named."""
         key = normalize_value(value)
         if key in self._pos:
             return 1
-        if self.negative:
-            return 0 if key in self._neg else None
-        return None if key in NOT_RECORDED else 0
+        if key in self._neg:
+            return 0
+        if self.negative_rest and key not in NOT_RECORDED:
+            return 0
+        return None
+
+
+def recorded_negative_rest(outcome: dict[str, Any]) -> bool:
+    """`negative_rest` of a stored outcome mapping. Mappings written before the flag
+    existed meant "every other value is negative" by an empty negative list; a run
+    recorded that way is re-read (resume, report, explain) as it was trained."""
+    if "negative_rest" in outcome:
+        return bool(outcome["negative_rest"])
+    return not outcome.get("negative")
 
 
 def outcome_value_counts(df: pd.DataFrame, column: str) -> dict[str, int]:

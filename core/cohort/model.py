@@ -69,6 +69,8 @@ class Cohort:
     outcome_column: str = ""
     positive_values: tuple[str, ...] = ()
     negative_values: tuple[str, ...] = ()
+    negative_rest: bool = False  # every recorded value not named positive counted negative
+    sheet: str | None = None  # the XLSX sheet read (None: a CSV table)
 
     @property
     def n_patients(self) -> int:
@@ -105,6 +107,7 @@ class Cohort:
             reasons[ex.reason] = reasons.get(ex.reason, 0) + 1
         return {
             "table": self.table_path.name,
+            "sheet": self.sheet,
             "n_patients": self.n_patients,
             "n_images": self.n_images,
             "n_positive": self.n_positive,
@@ -116,6 +119,7 @@ class Cohort:
             "outcome_column": self.outcome_column,
             "positive_values": list(self.positive_values),
             "negative_values": list(self.negative_values),
+            "negative_rest": self.negative_rest,
         }
 
     def to_json(self) -> dict[str, Any]:

@@ -12,7 +12,9 @@ from core.cohort.preprocess import PreprocessConfig
 
 def test_demo_cohort_counts_through_a_process_pool(tmp_path):
     table = paths.demo_cohort_table()
-    cohort = load_cohort(table, outcome_column="diagnosis", positive=["PNEUMONIA"])
+    cohort = load_cohort(
+        table, outcome_column="diagnosis", positive=["PNEUMONIA"], negative=["NORMAL"]
+    )
     assert (cohort.n_patients, cohort.n_images) == (163, 245)
     assert (cohort.n_positive, cohort.n_negative) == (60, 103)
     assert cohort.negative_values == ("NORMAL",)
@@ -35,7 +37,8 @@ def test_demo_cohort_counts_through_a_process_pool(tmp_path):
 
 def test_cli_check_on_the_demo_cohort(studio_home, capsys):
     code = main(["cohort", "check", str(paths.demo_cohort_table()), "--outcome", "diagnosis",
-                 "--positive", "PNEUMONIA", "--resolution", "32"])  # fmt: skip
+                 "--positive", "PNEUMONIA", "--negative", "NORMAL",
+                 "--resolution", "32"])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0
     assert "patients:   163 (60 positive / 103 negative)" in out
@@ -45,9 +48,11 @@ def test_cli_check_on_the_demo_cohort(studio_home, capsys):
 
 def test_cli_json(studio_home, capsys):
     code = main(["cohort", "check", str(paths.demo_cohort_table()), "--positive", "PNEUMONIA",
-                 "--no-decode", "--json"])  # fmt: skip
+                 "--negative-rest", "--no-decode", "--json"])  # fmt: skip
     summary = json.loads(capsys.readouterr().out)["summary"]
     assert code == 0 and summary["n_patients"] == 163 and summary["outcome_column"] == "diagnosis"
+    assert summary["negative_values"] == ["NORMAL"] and summary["negative_rest"] is True
+    assert summary["sheet"] is None  # a CSV has no sheets
 
 
 def test_cli_exit_2_when_not_usable(studio_home, tmp_path, capsys):

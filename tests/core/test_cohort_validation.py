@@ -84,7 +84,8 @@ def test_table_level_problems_have_reason_and_row(messy_table):
     assert problems["missing_file"][0].file.endswith("missing.png")
 
     exclusions = {e.patient_id: e for e in cohort.exclusions}
-    assert exclusions["P5"].reason == "conflicting_outcomes" and "6, 7" in exclusions["P5"].message
+    assert exclusions["P5"].reason == "conflicting_outcomes"
+    assert "data rows 6 ('0'), 7 ('3')" in exclusions["P5"].message
     assert exclusions["P6"].reason == "outcome_not_recorded"
     assert exclusions["P7"].reason == "unknown_outcome" and "moderat" in exclusions["P7"].message
     assert exclusions["P13"].reason == "missing_outcome"
@@ -128,24 +129,33 @@ def test_decoding_problems_and_patients_left_without_images(messy_table, tmp_pat
     assert summary["n_patients"] == 5 and summary["excluded_by_reason"]["no_usable_images"] == 4
 
 
-def test_numeric_grades_without_negatives_take_every_other_recorded_value(messy_table):
-    cohort = load_cohort(messy_table, positive=["2", "3"])
+def test_negative_rest_takes_every_other_recorded_value(messy_table):
+    cohort = load_cohort(messy_table, positive=["2", "3"], negative_rest=True)
     assert "0" in cohort.negative_values and "1" in cohort.negative_values
+    assert cohort.summary()["negative_rest"] is True
     exclusions = {e.patient_id: e.reason for e in cohort.exclusions}
     assert exclusions["P6"] == "outcome_not_recorded"
-    assert "P7" not in exclusions  # "moderat" counts as negative when negatives are implicit
+    assert "P7" not in exclusions  # "moderat" counts as negative only when asked for
+
+
+def test_without_negatives_unnamed_values_exclude_their_patients(messy_table):
+    cohort = load_cohort(messy_table, positive=["2", "3"])
+    assert cohort.negative_values == () and cohort.n_negative == 0
+    exclusions = {e.patient_id: e for e in cohort.exclusions}
+    for pid in ("P1", "P7", "P15"):  # 0, moderat, 0: named neither positive nor negative
+        assert exclusions[pid].reason == "unknown_outcome"
+        assert "--negative-rest" in exclusions[pid].message
 
 
 def test_positive_values_are_required_and_listed(messy_table):
-    with pytest.raises(InputError, match=r"'BPD Grad'.*0 \(\d+\)"):
+    with pytest.raises(InputError, match=r"'BPD Grad'.*'0' \(\d+\)"):
         load_cohort(messy_table)
 
 
-def test_misnamed_outcome_value_is_warned(messy_table):
-    cohort = load_cohort(messy_table, positive=["2", "3", "severe"], negative=["0", "1"])
-    assert any(
-        p.reason == "outcome_value_not_found" and "severe" in p.message for p in cohort.problems
-    )
+def test_misnamed_outcome_value_is_an_error(messy_table):
+    with pytest.raises(InputError, match=r"--positive value 'moderate' does not occur.*"
+                       r"'BPD Grad' \(did you mean 'moderat'\?\)"):  # fmt: skip
+        load_cohort(messy_table, positive=["2", "3", "moderate"], negative=["0", "1"])
 
 
 def test_unknown_column_is_an_input_error(messy_table):

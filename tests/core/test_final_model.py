@@ -38,7 +38,8 @@ def train_tiny(tmp_path, *extra, n_per_class=6):
     table, root = tiny_table(tmp_path, n_per_class)
     out = tmp_path / "run"
     args = ["train", str(table), "--images-root", str(root), "--outcome", "diagnosis",
-            "--positive", "PNEUMONIA", *TINY_TRAIN, "--out", str(out), *extra]  # fmt: skip
+            "--positive", "PNEUMONIA", "--negative", "NORMAL", *TINY_TRAIN, "--out", str(out),
+            *extra]  # fmt: skip
     assert main(args) == 0
     return out
 
@@ -134,7 +135,8 @@ def test_column_mapping_flags_are_recorded_and_used(tmp_path, studio_home, capsy
     text[0] = "K,F,diagnosis"
     table.write_text("\n".join(text) + "\n", encoding="utf-8")
     base = ["train", str(table), "--images-root", str(root), "--outcome", "diagnosis",
-            "--positive", "PNEUMONIA", *TINY_TRAIN, "--no-report"]  # fmt: skip
+            "--positive", "PNEUMONIA", "--negative", "NORMAL", *TINY_TRAIN,
+            "--no-report"]  # fmt: skip
     assert main([*base, "--out", str(tmp_path / "unmapped")]) == 2
     assert "no patient id column" in capsys.readouterr().err
     out = tmp_path / "mapped"

@@ -121,8 +121,13 @@ def test_outcome_mapping_is_case_space_and_number_insensitive():
     grades = OutcomeMapping(positive=("2", "3"), negative=("0", "1"))
     assert [grades.classify(v) for v in ("0", "1.0", " 2", "3", "4")] == [0, 0, 1, 1, None]
     assert OutcomeMapping.from_json(grades.to_json()) == grades
-    implicit = OutcomeMapping(positive=("PNEUMONIA",))
-    assert implicit.classify("NORMAL") == 0 and implicit.classify("unknown") is None
+    unnamed = OutcomeMapping(positive=("PNEUMONIA",))  # an unnamed value is not negative
+    assert unnamed.classify("NORMAL") is None
+    rest = OutcomeMapping(positive=("PNEUMONIA",), negative_rest=True)
+    assert rest.classify("NORMAL") == 0 and rest.classify("unknown") is None
+    assert OutcomeMapping.from_json(rest.to_json()) == rest
+    # Stored before the flag existed: an empty negative list meant "the rest".
+    assert OutcomeMapping.from_json({"positive": ["PNEUMONIA"], "negative": []}) == rest
     with pytest.raises(ValueError):
         OutcomeMapping(positive=("2",), negative=("2.0",))
     assert normalize_value(" Moderate  BPD ") == "moderate bpd"

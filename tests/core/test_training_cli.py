@@ -28,7 +28,8 @@ def test_bpd_train_writes_a_complete_run(tmp_path, studio_home, capsys):
     out = tmp_path / "run"
     args = [
         "train", str(table), "--images-root", str(root), "--outcome", "diagnosis",
-        "--positive", "PNEUMONIA", "--preset", "cpu-fast", "--init", "random",
+        "--positive", "PNEUMONIA", "--negative", "NORMAL", "--preset", "cpu-fast",
+        "--init", "random",
         "--resolution", "32", "--folds", "2", "--epochs", "1", "--probe-epochs", "2",
         "--batch-size", "4", "--seed", "5", "--out", str(out), "--quiet",
     ]  # fmt: skip
