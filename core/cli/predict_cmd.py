@@ -62,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--out", help="folder for overlays, maps and index.csv "
                    "(default: RUN_DIR/explanations, which the app's Review page reads)")
     e.add_argument("--opacity", type=float, default=0.4, help="heat map opacity (default 0.4)")
+    e.add_argument("--force", action="store_true",
+                   help="write into an --out folder that already holds files")  # fmt: skip
     e.add_argument("--cam-scale", choices=("shared", "image"), default="shared",
                    help="shared (default): one colour scale for every explained infant, so "
                    "colours compare; image: each map scaled to its own maximum")
@@ -163,6 +165,8 @@ def _print_metrics(m: dict[str, Any]) -> None:
     for name in ("auroc", "balanced_accuracy", "f1", "sensitivity", "specificity"):
         v = m.get(name)
         print(f"{name:>18}: {'undefined' if v is None else f'{v:.3f}'}")
+    if m.get("caveat"):
+        print(f"caveat: {m['caveat']}")
 
 
 def run_explain(args: argparse.Namespace) -> int:
@@ -173,7 +177,13 @@ def run_explain(args: argparse.Namespace) -> int:
     _check_opacity(args.opacity)
     if bool(args.patients) == bool(args.all):
         raise InputError("give --patients ID ... or --all")
-    out = Path(args.out) if args.out else RunFolder.open(args.run_dir).explanations_dir
+    # existing(), not open(): open()'s clean-up would delete a running trainer's temp files
+    out = Path(args.out) if args.out else RunFolder.existing(args.run_dir).explanations_dir
+    if args.out:  # the run's explanations/ is explain's own cache; any other folder is not
+        from core.outputs import check_output_dir, refuse_existing
+
+        check_output_dir(args.out)
+        refuse_existing(sorted(out.iterdir()) if out.is_dir() else [], force=args.force)
     bar = _bar("explaining")
     rows = explain_run(args.run_dir, out, patients=args.patients, repeat=args.repeat,
                        scaling=args.cam_scale, opacity=args.opacity,

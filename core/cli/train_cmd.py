@@ -253,6 +253,8 @@ def _print_result(run_dir: Path, summary: dict[str, Any]) -> None:
     print(f"{'pooled_auroc':>18}: {_fmt(summary.get('pooled_auroc'))}")
     print(f"patients {summary.get('n_patients')} (positive {summary.get('n_positive')}), "
           f"folds {summary.get('n_folds')}")  # fmt: skip
+    if summary.get("caveat"):  # a tiny cohort (core.runs.summary.small_cohort_caveat)
+        print(f"caveat: {summary['caveat']}")
 
 
 def _fmt(v: float | None) -> str:

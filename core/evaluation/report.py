@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import atomic_write_text
-from core.evaluation.metrics import METRIC_NAMES, binary_metrics, summarize_folds
-from core.evaluation.report_html import e, mean_sd, num, table
+from core.scoring.metrics import METRIC_NAMES, binary_metrics, summarize_folds
+from core.evaluation.report_html import caveat_html, e, mean_sd, num, table
 from core.evaluation.report_plots import calibration_section, history_section, roc_section
 from core.evaluation.run_data import RunData, load_run
 
@@ -98,17 +98,17 @@ def _folds_section(run: RunData) -> str:
 
 
 def baselines_from_cohort_table(run: RunData) -> tuple[dict, str]:
-    """Baselines for a run whose summary.json has none, from the cohort table named in
-    config.json (table only, no images), on the run's own folds. Returns (baselines or
+    """Baselines for a run whose summary has none, from the cohort table its config
+    names (table only, no images), on the run's own folds. Returns (baselines or
     {}, a sentence saying where they came from or why there are none)."""
     from core.cohort.loader import load_recorded_cohort
     from core.errors import BPDError
-    from core.evaluation.baselines import clinical_baselines
+    from core.scoring.baselines import clinical_baselines
 
     source = run.config.get("cohort_source") or {}
     outcome = source.get("outcome") if isinstance(source.get("outcome"), dict) else {}
     if not source.get("table") or not outcome.get("column"):
-        return {}, "No clinical baselines: summary.json has none and config.json names no table."
+        return {}, "No clinical baselines: the run has none and its config names no table."
     try:
         cohort = load_recorded_cohort(source)
         splits = [(f.fold_id, f.train_patients, f.test_patients) for f in run.folds]
@@ -116,7 +116,7 @@ def baselines_from_cohort_table(run: RunData) -> tuple[dict, str]:
     except (BPDError, OSError, KeyError, ValueError) as exc:
         return {}, f"No clinical baselines: the cohort table could not be re-read ({exc})."
     return base, (
-        f"Baselines computed now from {source['table']} (summary.json has none), "
+        f"Baselines computed now from {source['table']} (the run's summary has none), "
         "on this run's folds."
     )
 
@@ -165,7 +165,7 @@ def _baselines_section(run: RunData, stats: dict[str, dict]) -> str:
 def _cohort_section(run: RunData) -> str:
     s = run.cohort.get("summary", {})
     if not s:
-        return "<p>cohort.json is missing from the run folder.</p>"
+        return "<p>The run folder has no cohort record.</p>"
     n, pos = s.get("n_patients", 0), s.get("n_positive", 0)
     share = f" ({100 * pos / n:.0f}% positive)" if n else ""
     rows = [
@@ -250,7 +250,9 @@ def render_report(run: RunData) -> str:
     sections = [
         (
             "Summary",
-            f"<p>{headline}</p>" + table(["metric", "mean ± SD over folds", "folds"], metrics_rows),
+            f"<p>{headline}</p>"
+            + caveat_html(run)  # a cohort too small for the numbers to mean much
+            + table(["metric", "mean ± SD over folds", "folds"], metrics_rows),
         ),
         (
             "ROC curve and calibration",
@@ -275,7 +277,9 @@ def render_report(run: RunData) -> str:
 
 
 def write_report(run_dir: str | Path, html_path: str | Path | None = None) -> Path:
-    """Render RUN_DIR into one HTML file (default RUN_DIR/report.html), atomically."""
+    """Render RUN_DIR into one HTML file (default: the run folder's report.html), atomically."""
+    from core.runs.folder import RunFolder
+
     run = load_run(run_dir)
-    target = Path(html_path) if html_path else run.run_dir / "report.html"
+    target = Path(html_path) if html_path else RunFolder(run.run_dir).report_path
     return atomic_write_text(target, render_report(run))

@@ -43,3 +43,17 @@ def table(
 
     body = "".join(f"<tr>{cells('td', r)}</tr>" for r in rows)
     return f"<table><tr>{cells('th', header)}</tr>{body}</table>"
+
+
+def caveat_html(run: Any) -> str:
+    """The small-cohort caveat (core.runs.summary) as a notice, or "": from summary.json,
+    or computed from the folds for a run written before summaries carried it."""
+    from core.runs.summary import small_cohort_caveat
+
+    summary = run.summary or {}
+    if "caveat" in summary:
+        text = summary["caveat"]
+    else:
+        counts = [(int(f.labels.sum()), int(len(f.labels) - f.labels.sum())) for f in run.folds]
+        text = small_cohort_caveat([c for c in counts if sum(c)])
+    return f'<p class="notice caveat">{e(text)}</p>' if text else ""

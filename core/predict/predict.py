@@ -247,7 +247,11 @@ def _metrics(patients: list[dict[str, Any]]) -> dict[str, Any] | None:
     prob = np.array([float(p["prob"]) for p in known])
     metrics = binary_metrics(y, prob, float(known[0]["threshold"]))
     metrics = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in metrics.items()}
-    return {"n_patients": len(known), "n_positive": int(y.sum()), **metrics}
+    from core.runs.summary import small_cohort_caveat
+
+    counts = [(int(y.sum()), int(len(y) - y.sum()))]
+    caveat = small_cohort_caveat(counts, where="there are only")
+    return {"n_patients": len(known), "n_positive": int(y.sum()), **metrics, "caveat": caveat}
 
 
 def write_results(result: PredictionResult, out: str | Path) -> dict[str, Path]:

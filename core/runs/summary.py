@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from core.evaluation.metrics import auroc, summarize_folds
+from core.scoring.metrics import auroc, summarize_folds
 
 
 def pooled_predictions(fold_rows: list[dict[str, Any]], n_repeats: int) -> list[dict[str, Any]]:
@@ -36,6 +36,45 @@ def prediction_fields(n_repeats: int) -> list[str]:
     return ["patient_id", "label", "prob", "n_repeats", *[f"prob_r{r}" for r in range(n_repeats)]]
 
 
+# A test fold with fewer positives or negatives than this gives an AUROC that moves in
+# steps of 1/(pos x neg) and a bootstrap CI that collapses (4 patients: 1.000, CI
+# 1.000-1.000): the run's numbers then get a caveat (summary.json, CLI, report).
+MIN_PER_CLASS_PER_TEST_FOLD = 5
+
+
+def fold_test_counts(
+    fold_results: list[dict[str, Any]], pooled: list[dict[str, Any]]
+) -> list[tuple[int, int]]:
+    """(positives, negatives) in each fold's test set, from fold.json's test_patients
+    and the pooled labels."""
+    label = {str(r["patient_id"]): int(r["label"]) for r in pooled}
+    counts = []
+    for f in fold_results:
+        labels = [label[str(p)] for p in f.get("test_patients", []) if str(p) in label]
+        counts.append((sum(labels), len(labels) - sum(labels)))
+    return counts
+
+
+def small_cohort_caveat(
+    counts: list[tuple[int, int]], where: str = "a test fold holds as few as"
+) -> str | None:
+    """A sentence saying the numbers mean little when the smallest test fold (or the one
+    set of `counts`) has fewer than MIN_PER_CLASS_PER_TEST_FOLD positive or negative
+    patients; None otherwise."""
+    if not counts:
+        return None
+    pos, neg = min(c[0] for c in counts), min(c[1] for c in counts)
+    if min(pos, neg) >= MIN_PER_CLASS_PER_TEST_FOLD:
+        return None
+    return (
+        f"Too few patients for these numbers to mean much: {where} {pos} "
+        f"positive and {neg} negative patient(s) (fewer than {MIN_PER_CLASS_PER_TEST_FOLD} "
+        "of either). AUROC and the other metrics can take only a few values on so few "
+        "patients and their confidence intervals are not reliable; read them as a check "
+        "that the pipeline runs, not as an estimate of accuracy."
+    )
+
+
 def run_summary(
     fold_results: list[dict[str, Any]],
     pooled: list[dict[str, Any]],
@@ -60,6 +99,7 @@ def run_summary(
             "n_positive": int(n_positive),
             "n_folds": len(fold_results),
             "repeat_auroc": [_clean(v) for v in repeat_auroc],
+            "caveat": small_cohort_caveat(fold_test_counts(fold_results, pooled)),
         }
     )
     return _clean_tree(summary)
