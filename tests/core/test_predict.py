@@ -104,7 +104,7 @@ def test_run_without_final_model_is_the_fold_ensemble(runs, new_images, tmp_path
     assert not np.allclose(single, expected)
 
 
-def test_table_without_outcome_and_with_metrics(runs, new_images, tmp_path):
+def test_table_without_outcome_and_with_metrics(runs, new_images, tmp_path, capsys):
     run, _ = runs
     _, chosen, root = new_images
     table = tmp_path / "new.csv"
@@ -130,12 +130,20 @@ def test_table_without_outcome_and_with_metrics(runs, new_images, tmp_path):
     out2 = tmp_path / "pred2.csv"
     assert main(["predict", str(run), str(labelled), "--images-root", str(root), "--out",
                  str(out2), "--outcome", "diagnosis", "--positive", "PNEUMONIA",
-                 "--quiet"]) == 0  # fmt: skip
+                 "--negative", "NORMAL", "--quiet"]) == 0  # fmt: skip
     metrics = json.loads((tmp_path / "pred2_metrics.json").read_text())
     labels = {r["patient_id"]: r["diagnosis"] for r in _read(labelled)}
     assert metrics["n_patients"] == len(labels)
     assert metrics["n_positive"] == list(labels.values()).count("PNEUMONIA")
     assert 0.0 <= metrics["auroc"] <= 1.0
+    # a misspelt positive value fails (it used to label every patient negative, exit 0)
+    out3 = tmp_path / "pred3.csv"
+    assert main(["predict", str(run), str(labelled), "--images-root", str(root), "--out",
+                 str(out3), "--outcome", "diagnosis", "--positive", "PNEUMONIAX",
+                 "--quiet"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "--positive value 'PNEUMONIAX' does not occur in the outcome column 'diagnosis'" in err
+    assert "did you mean 'PNEUMONIA'?" in err and not out3.exists()
 
 
 def test_predict_with_cam_writes_overlay_and_map(runs, new_images, tmp_path):
