@@ -1,1 +1,2 @@
-"""Metrics, statistics (CIs, paired tests), clinical baselines, reports."""
+"""Reports and run comparisons: statistics (CIs, paired tests), HTML, plots. The metrics,
+thresholds and clinical baselines they show are core.scoring's."""

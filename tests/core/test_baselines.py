@@ -8,7 +8,7 @@ import pytest
 
 from core.cohort.model import ClinicalValues, ImageRecord, Patient
 from core.errors import InputError
-from core.evaluation.baselines import clinical_baselines
+from core.scoring.baselines import clinical_baselines
 
 
 def _patient(pid, label, irds=None, ga=None, bw=None):
@@ -112,7 +112,7 @@ def test_unknown_patient_in_a_fold_is_an_input_error():
 def test_baselines_on_a_real_runs_folds():
     # The folds of a real demo-cohort run (tests/data/run_folders), with IRDS grades made
     # up to be perfectly separating: every test fold must then score AUROC 1.0.
-    from core.evaluation.baselines import baselines_for_folds
+    from core.scoring.baselines import baselines_for_folds
 
     run = Path(__file__).resolve().parents[1] / "data" / "run_folders" / "demo-random"
     infos = [json.loads(p.read_text()) for p in sorted(run.glob("folds/*/fold.json"))]

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from core.errors import RunError
-from core.evaluation.metrics import auroc
+from core.scoring.metrics import auroc
 from core.runs.folder import RunFolder, load_torch
 from core.runs.summary import pooled_predictions, run_summary
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from core.evaluation.metrics import binary_metrics
-from core.evaluation.threshold import fold_threshold, youden_threshold
+from core.scoring.metrics import binary_metrics
+from core.scoring.threshold import fold_threshold, youden_threshold
 
 
 def test_fixed_threshold_is_the_papers_half():

@@ -21,7 +21,7 @@ import numpy as np
 
 from core.cohort.model import Patient
 from core.errors import InputError
-from core.evaluation.metrics import auroc
+from core.scoring.metrics import auroc
 
 # (attribute of ClinicalValues, readable name)
 CLINICAL_VARIABLES = (
