@@ -1,12 +1,11 @@
-"""Read a run folder (layout in core/runs) for reports and comparisons. Read-only.
+"""A run folder's results for reports and comparisons, read through RunFolder. Read-only.
 
 A run still in progress or cancelled is readable: only finished folds count, and the
-out-of-fold table is rebuilt from the folds' predictions when predictions.csv is absent.
+out-of-fold table is rebuilt from the folds' predictions until the run has pooled them.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import InputError
+from core.runs.folder import FinishedFold, RunFolder
 
 
 @dataclass
@@ -61,23 +61,6 @@ class RunData:
         return len({f.repeat for f in self.folds})
 
 
-def _read_json(path: Path, required: bool = False) -> dict[str, Any]:
-    if not path.exists():
-        if required:
-            raise InputError("missing from the run folder", file=path)
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not valid JSON ({exc})", file=path) from exc
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    from core.csv_cells import read_csv  # undoes the spreadsheet escape of ids
-
-    return read_csv(path)
-
-
 def _float(value: Any) -> float:
     try:
         return float(value)
@@ -85,23 +68,20 @@ def _float(value: Any) -> float:
         return math.nan
 
 
-def _read_fold(fold_dir: Path) -> FoldResult | None:
-    rec = _read_json(fold_dir / "fold.json")
-    if not rec or not rec.get("finished", False):
-        return None
+def _fold_result(done: FinishedFold) -> FoldResult:
+    rec = done.info
     fold = FoldResult(
-        fold_id=str(rec["fold_id"]),
-        repeat=int(rec.get("repeat", 0)),
-        fold=int(rec.get("fold", 0)),
+        fold_id=str(rec.get("fold_id", done.fold_id)),
+        repeat=done.repeat,
+        fold=done.fold,
         train_patients=[str(p) for p in rec.get("train_patients", [])],
-        test_patients=[str(p) for p in rec.get("test_patients", [])],
+        test_patients=done.test_patients,
         metrics=rec.get("metrics", {}) or {},
         threshold=_float(rec.get("threshold", 0.5)),
         history=rec.get("history", []) or [],
     )
-    pred_path = fold_dir / "predictions.csv"
-    if pred_path.exists():
-        rows = _read_csv(pred_path)
+    if done.folder.has_predictions():
+        rows = done.folder.read_predictions()
         fold.patient_ids = [r["patient_id"] for r in rows]
         fold.labels = np.array([int(r["label"]) for r in rows], dtype=int)
         fold.probs = np.array([_float(r["prob"]) for r in rows])
@@ -123,8 +103,7 @@ def _oof_from_folds(folds: list[FoldResult]) -> OutOfFold:
     return OutOfFold(ids, np.array([label[i] for i in ids], dtype=int), np.nanmean(rep, 1), rep)
 
 
-def _oof_from_csv(path: Path) -> OutOfFold:
-    rows = _read_csv(path)
+def _oof_from_table(rows: list[dict[str, str]], path: Path) -> OutOfFold:
     if not rows:
         raise InputError("has no rows", file=path)
     rep_cols = sorted((c for c in rows[0] if c.startswith("prob_r")), key=lambda c: int(c[6:]))
@@ -143,30 +122,22 @@ def _oof_from_csv(path: Path) -> OutOfFold:
 
 def load_run(run_dir: str | Path) -> RunData:
     """Everything a report or comparison needs; InputError names what is missing."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise InputError("is not a run folder (no such directory)", file=run_dir)
-    folds_dir = run_dir / "folds"
-    folds = []
-    if folds_dir.is_dir():
-        for d in sorted(folds_dir.iterdir()):
-            if d.is_dir():
-                f = _read_fold(d)
-                if f is not None:
-                    folds.append(f)
+    run = RunFolder(run_dir)
+    if not run.path.is_dir():
+        raise InputError("is not a run folder (no such directory)", file=run.path)
+    folds = [_fold_result(f) for f in run.finished_folds()]
     if not folds:
-        raise InputError(
-            "has no finished fold yet (folds/*/fold.json with finished: true)", file=run_dir
-        )
-    folds.sort(key=lambda f: (f.repeat, f.fold))
-    oof_path = run_dir / "predictions.csv"
-    oof = _oof_from_csv(oof_path) if oof_path.exists() else _oof_from_folds(folds)
+        raise InputError("has no finished fold yet", file=run.path)
+    pooled = run.predictions()
+    oof = (
+        _oof_from_folds(folds) if pooled is None else _oof_from_table(pooled, run.predictions_path)
+    )
     return RunData(
-        run_dir=run_dir,
-        config=_read_json(run_dir / "config.json"),
-        cohort=_read_json(run_dir / "cohort.json"),
-        state=_read_json(run_dir / "state.json"),
-        summary=_read_json(run_dir / "summary.json"),
+        run_dir=run.path,
+        config=run.config() if run.has_config else {},
+        cohort=run.cohort(),
+        state=run.state(),
+        summary=run.summary() or {},
         folds=folds,
         oof=oof,
     )
