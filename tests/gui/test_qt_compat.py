@@ -6,6 +6,7 @@ import sys
 from bpd_gui.jobs.run_progress import RunProgress
 from bpd_gui.qt_compat import loses_none_references
 from bpd_gui.widgets.plots import RunPlots
+from core.runs.events import make_event
 from tests.gui.events_writer import FakeRunWriter
 
 
@@ -21,7 +22,7 @@ def test_many_redraws_keep_none_alive(qtbot, tmp_path):
     progress = RunProgress()
     before = sys.getrefcount(None)
     for type_, fields in writer.steps:
-        progress.apply({"type": type_, **fields})
+        progress.apply(make_event(type_, **fields))
         plots.show_progress(progress)
         plots.repaint()
     assert sys.getrefcount(None) >= before - 50

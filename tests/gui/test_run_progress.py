@@ -1,7 +1,9 @@
 """RunProgress built from real-schema events: plots' numbers, resume replays, failures."""
 
-from bpd_gui.jobs.events_tail import read_new_events
-from bpd_gui.jobs.run_progress import RunProgress, describe_config, format_duration
+from bpd_gui.jobs.run_progress import describe_config, format_duration
+from core.runs.events import parse_event
+from core.runs.events import read_events_from as read_new_events
+from core.runs.run_progress import RunProgress
 from tests.gui.events_writer import FakeRunWriter
 
 
@@ -27,11 +29,11 @@ def test_partial_line_waits_for_its_newline(tmp_path):
     path = tmp_path / "events.jsonl"
     path.write_text('{"type": "warning", "seq": 0, "message": "a"}\n{"type": "warn')
     events, offset = read_new_events(path, 0)
-    assert [e["message"] for e in events] == ["a"]
+    assert [e.message for e in events] == ["a"]
     with open(path, "a") as fh:
         fh.write('ing", "seq": 1, "message": "b"}\n')
     more, offset2 = read_new_events(path, offset)
-    assert [e["message"] for e in more] == ["b"] and offset2 == path.stat().st_size
+    assert [e.message for e in more] == ["b"] and offset2 == path.stat().st_size
 
 
 def test_resume_replays_an_epoch_and_clears_the_failure(tmp_path):
@@ -65,7 +67,7 @@ def test_a_folds_final_auroc_is_plotted_at_its_last_epoch(tmp_path):
         if t == "epoch_finished":
             f["test_auroc"] = None
     p = RunProgress()
-    p.apply_all([{"type": t, **f} for t, f in events])
+    p.apply_all([parse_event({"type": t, **f}) for t, f in events])
     assert p.folds["r0-f0"].epochs[0].test_auroc is None
     assert p.folds["r0-f0"].epochs[1].test_auroc == 0.7  # fold_finished metrics
     assert p.mean_auroc_by_epoch() == [(1, 0.7, 1)]
