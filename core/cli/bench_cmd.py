@@ -1,6 +1,7 @@
 """`bpd bench train`: images per second of the real training step.
 
-The last line of output is one JSON object: {"images_per_s": ..., the settings used,
+The last line of output is one JSON object: {"images_per_s": ..., "work_units_per_s"
+(core.training.estimate's unit: a trained image is 3), the settings used,
 device, precision, channels_last, threads, torch version, data-loading share, peak
 memory}. The app reads it to estimate how long a run takes.
 """
@@ -43,6 +44,7 @@ def run_bench_train(args: argparse.Namespace) -> int:
     if args.warmup < 0 or args.threads < 0:
         raise InputError("--warmup and --threads must not be negative")
     from core.training.bench import bench_config, bench_train
+    from core.training.estimate import work_units_per_s
 
     cfg = bench_config(
         args.resolution,
@@ -53,8 +55,12 @@ def run_bench_train(args: argparse.Namespace) -> int:
         frozen_bn_train_mode=args.frozen_bn == "train",
     )
     result = bench_train(cfg, args.steps, args.warmup)
+    # the unit of core.training.estimate, in which runs report progress and the app
+    # estimates a run's length
+    result["work_units_per_s"] = round(work_units_per_s(result["images_per_s"]), 3)
     print(
-        f"{result['images_per_s']:.2f} images/s at {args.resolution} px, batch "
+        f"{result['images_per_s']:.2f} images/s ({result['work_units_per_s']:.1f} work "
+        f"units/s) at {args.resolution} px, batch "
         f"{args.batch_size} ({result['device']}, {result['precision']}, "
         f"{result['threads']} threads); data loading {result['data_share'] * 100:.1f}% "
         f"of a step; peak memory {result['peak_rss_mb']:.0f} MB"

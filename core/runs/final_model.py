@@ -2,9 +2,11 @@
 
 Same recipe as the folds (init, strategy, epochs, augmentation); there is no test set,
 so no per-epoch AUROC. Its honest performance estimate is the cross-validation's, which
-the model card carries. Written with core.models.export into RUN_DIR/final_model/.
+the model card carries. Written with core.models.export into the run folder's final
+model folder (RunFolder.final_model_dir).
 
-Resumable like a fold: RUN_DIR/final_work/ holds the epoch checkpoint while training;
+Resumable like a fold: a work folder (RunFolder.final_work) holds the epoch checkpoint
+while training;
 the export folder is complete only once its model card is written (the card is written
 last), so a kill at any point leaves either no final model or a whole one, and
 `bpd resume` continues from the last checkpoint.
@@ -13,7 +15,6 @@ last), so a kill at any point leaves either no final model or a whole one, and
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,72 +22,42 @@ import numpy as np
 import torch
 
 from core.runs.events import FINAL_FOLD_ID
-from core.runs.folder import FoldFolder, RunFolder
+from core.runs.folder import RunFolder, recorded_columns
 from core.training.config import TrainConfig
+from core.training.context import FoldContext
 from core.training.data import TrainingData
+from core.training.estimate import fold_work
 from core.training.folds import Fold, fold_seed, training_images
-from core.training.loop import FoldTrainer
-from core.training.schedule import fold_work
 
 FINAL_ID = FINAL_FOLD_ID
-FINAL_DIR = "final_model"
-WORK_DIR = "final_work"
 FINAL_SEED_REPEAT = 10**6  # a seed stream no cross-validation fold uses
-
-
-def final_model_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir) / FINAL_DIR
-
-
-def has_final_model(run_dir: str | Path) -> bool:
-    from core.models.export import is_model_dir
-
-    return is_model_dir(final_model_dir(run_dir))
 
 
 def final_work(data: TrainingData, cfg: TrainConfig) -> float:
     return fold_work(cfg.replace(eval_every_epoch=False), data.n_images, 0)
 
 
-def train_final_model(
-    run: RunFolder,
-    data: TrainingData,
-    cfg: TrainConfig,
-    model_factory: Callable[[int], Any],
-    runtime,
-    *,
-    emit: Callable[..., Any],
-    card: dict[str, Any],
-    cancel=None,
-    progress=None,
-) -> Path:
-    """Train on all patients and export to RUN_DIR/final_model/; returns that folder.
+def train_final_model(run: RunFolder, ctx: FoldContext, *, card: dict[str, Any]) -> Path:
+    """Train on all patients and export to the run's final model folder; returns it.
     `card`: what the run knows (cohort, metrics, preprocessing, threshold, ...)."""
     from core.models.export import export_model
 
-    out = final_model_dir(run.path)
-    if has_final_model(run.path):
+    data, cfg, emit = ctx.data, ctx.cfg, ctx.emit
+
+    out = run.final_model_dir
+    if run.has_final_model():
         return out
     everyone = np.arange(len(data.labels))
     fold = Fold(FINAL_SEED_REPEAT, 0, everyone, np.array([], dtype=np.int64))
-    work = FoldFolder(run.path / WORK_DIR)
+    work = run.final_work()
     work.path.mkdir(parents=True, exist_ok=True)
     n_images = len(training_images(data.image_patient, everyone))
     emit("fold_started", fold_id=FINAL_ID, repeat=None, fold=None, n_train=len(everyone), n_test=0)
     seed = fold_seed(cfg.seed, FINAL_SEED_REPEAT, 0)
-    trainer = FoldTrainer(  # no test set: only its epochs run
-        data,
-        fold,
-        cfg.replace(eval_every_epoch=False),
-        runtime,
-        model_factory(seed),
-        emit=emit,
-        cancel=cancel,
-        checkpoints=work,
-        progress=progress,
+    trainer = ctx.replace(cfg=cfg.replace(eval_every_epoch=False)).trainer(
+        fold, fold_id=FINAL_ID, checkpoints=work
     )
-    trainer.fold_id = FINAL_ID
-    trainer.train_epochs()
+    trainer.train_epochs()  # no test set: only its epochs run
     model = trainer.model.to("cpu").to(memory_format=torch.contiguous_format)
     history = [{k: v for k, v in h.items() if k != "work"} for h in trainer.history]
     full_card = {
@@ -119,6 +90,9 @@ def model_card(
             "column": outcome.get("column"),
             "positive": outcome.get("positive"),
             "negative": outcome.get("negative") or "every other recorded value",
+            # every recorded value not named positive counted negative (--negative-rest);
+            # runs recorded before the flag meant that by an empty negative list
+            "negative_rest": bool(outcome.get("negative_rest", not outcome.get("negative"))),
         },
         "cohort": {
             "n_patients": n,
@@ -133,12 +107,6 @@ def model_card(
         },
         "preprocessing": config.get("preprocess") or {},
         "threshold": float(threshold),
-        "columns": _columns(config),
+        "columns": recorded_columns(config),
         "threshold_method": config.get("train", {}).get("threshold_method", "fixed"),
     }
-
-
-def _columns(config: dict[str, Any]) -> dict[str, Any]:
-    from core.predict.models import recorded_columns
-
-    return recorded_columns(config)

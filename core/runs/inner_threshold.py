@@ -6,7 +6,7 @@ again: the outer fold's training patients are split into `threshold_inner_folds`
 stratified inner folds, the same recipe trains one model per inner fold (no
 per-epoch evaluation, no checkpoints), and each training patient is scored by the inner
 model that did not see them. The test patients of the outer fold are not passed to
-any of this (checked by id in core.evaluation.threshold.fold_threshold).
+any of this (checked by id in core.scoring.threshold.fold_threshold).
 
 Cheaper shortcuts were rejected: an inner linear probe on the fold's final backbone
 scores patients that backbone was fine-tuned on (not out-of-fold), and scores from the
@@ -18,18 +18,17 @@ k = 3 the run costs about 1 + 3 * 2/3 = 3 times a run with the fixed threshold.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from core.evaluation.metrics import auroc
-from core.evaluation.threshold import fold_threshold
+from core.scoring.metrics import auroc
+from core.scoring.threshold import fold_threshold
 from core.training.config import TrainConfig
+from core.training.context import FoldContext
 from core.training.data import TrainingData
+from core.training.estimate import fold_work
 from core.training.folds import Fold, make_folds, repeat_seed
-from core.training.loop import FoldTrainer
-from core.training.schedule import fold_work
 
 INNER_FOLD_OFFSET = 1000  # inner models get fold numbers (and seeds) no outer fold has
 
@@ -57,46 +56,23 @@ def inner_work(data: TrainingData, outer: Fold, cfg: TrainConfig) -> float:
     return total
 
 
-def inner_cv_threshold(
-    data: TrainingData,
-    outer: Fold,
-    cfg: TrainConfig,
-    model_factory: Callable[[int], Any],
-    runtime,
-    *,
-    emit: Callable[..., Any],
-    cancel=None,
-    progress=None,
-    trainer_class: type | None = None,
-) -> dict[str, Any]:
+def inner_cv_threshold(ctx: FoldContext, outer: Fold) -> dict[str, Any]:
     """{"method": "youden", "value", "inner_folds", "n_scored", "inner_auroc"}: the
     threshold for `outer`, chosen on its training patients' inner out-of-fold scores."""
-    from core.training.folds import fold_seed
-
-    inner_cfg = cfg.replace(eval_every_epoch=False)
-    ids: list[str] = []
-    labels: list[int] = []
-    probs: list[float] = []
+    data, cfg = ctx.data, ctx.cfg
 
     def forward(type_: str, **fields: Any) -> Any:
         # Only progress: inner models are not folds of the run (no plots, no fold lines).
         if type_ == "progress":
-            return emit(type_, **fields)
+            return ctx.emit(type_, **fields)
         return None
 
+    inner = ctx.replace(cfg=cfg.replace(eval_every_epoch=False), emit=forward)
+    ids: list[str] = []
+    labels: list[int] = []
+    probs: list[float] = []
     for f in _inner_folds(data, outer, cfg):
-        trainer = (trainer_class or FoldTrainer)(
-            data,
-            f,
-            inner_cfg,
-            runtime,
-            model_factory(fold_seed(cfg.seed, f.repeat, f.fold)),
-            emit=forward,
-            cancel=cancel,
-            checkpoints=None,
-            progress=progress,
-        )
-        result = trainer.run()
+        result = inner.trainer(f).run()
         ids.extend(data.patient_ids[int(p)] for p in result.patient_index)
         labels.extend(int(y) for y in result.labels)
         probs.extend(float(p) for p in result.probs)

@@ -14,20 +14,20 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import nn
 
 from core.errors import Cancelled, RunError
-from core.runs.folder import FoldFolder, RunFolder, write_csv
+from core.runs.events import Event
+from core.runs.folder import FoldFolder, RunFolder
 from core.runs.summary import pooled_predictions, prediction_fields, run_summary
 from core.training.config import TrainConfig
+from core.training.context import FoldContext, ModelFactory
 from core.training.data import TrainingData
-from core.training.folds import Fold, fold_seed, make_folds, scored_images, training_images
-from core.training.loop import FoldResult, FoldTrainer
+from core.training.estimate import fold_work
+from core.training.folds import Fold, make_folds, scored_images, training_images
+from core.training.loop import FoldResult
 from core.training.runtime import CancelToken, Progress, Runtime, resolve_runtime
-from core.training.schedule import fold_work
 
 log = logging.getLogger(__name__)
-ModelFactory = Callable[[int], nn.Module]  # fold seed -> fresh model
 
 
 def run_cv(
@@ -37,19 +37,18 @@ def run_cv(
     model_factory: ModelFactory,
     *,
     cancel: CancelToken | None = None,
-    on_event: Callable[[dict[str, Any]], None] | None = None,
+    on_event: Callable[[Event], None] | None = None,
     runtime: Runtime | None = None,
     patients: list | None = None,
     final_model: bool = False,
 ) -> dict[str, Any]:
-    """Train and score every fold; write predictions.csv and summary.json. With the
-    cohort's `patients` (core.cohort.model.Patient), summary.json also gets the clinical
-    baselines on the same folds. `final_model`: then train one model on every patient
-    and export it to RUN_DIR/final_model/ (core.runs.final_model)."""
-    cancel = cancel or CancelToken()
+    """Train and score every fold; write the pooled predictions and the summary. With
+    the cohort's `patients` (core.cohort.model.Patient), the summary also gets the
+    clinical baselines on the same folds. `final_model`: then train one model on every
+    patient and export it into the run folder (core.runs.final_model)."""
     log_ = run.events()
 
-    def emit(type_: str, **fields: Any) -> dict[str, Any]:
+    def emit(type_: str, **fields: Any) -> Event:
         event = log_.emit(type_, **fields)
         if on_event:
             on_event(event)
@@ -57,8 +56,16 @@ def run_cv(
 
     run.write_state("running")
     try:
-        runtime = runtime or resolve_runtime(cfg)
-        summary = _run(run, data, cfg, model_factory, cancel, emit, runtime, patients, final_model)
+        ctx = FoldContext(
+            data,
+            cfg,
+            runtime or resolve_runtime(cfg),
+            model_factory,
+            emit,
+            cancel or CancelToken(),
+            Progress(0.0),
+        )
+        summary = _run(run, ctx, patients, final_model)
     except Cancelled as exc:
         run.write_state("cancelled")
         emit("run_cancelled", message=f"{exc}; continue with `bpd resume {run.path}`")
@@ -72,19 +79,19 @@ def run_cv(
     return summary
 
 
-def _run(
-    run, data, cfg, model_factory, cancel, emit, runtime, patients, final_model
-) -> dict[str, Any]:
+def _run(run: RunFolder, ctx: FoldContext, patients: list | None, final_model: bool) -> dict:
     from core.runs import final_model as fm
 
-    torch.use_deterministic_algorithms(runtime.device.type == "cpu", warn_only=True)
+    data, cfg, emit = ctx.data, ctx.cfg, ctx.emit
+    torch.use_deterministic_algorithms(ctx.runtime.device.type == "cpu", warn_only=True)
     folds = make_folds(data.labels, cfg.cv_folds, cfg.cv_repeats, cfg.seed, cfg.cv_scheme)
     work = {f.fold_id: _work(data, cfg, f) for f in folds}
     done = sum(work[f.fold_id] for f in folds if run.fold(f.fold_id).finished)
     final_work = fm.final_work(data, cfg) if final_model else 0.0
-    if final_model and fm.has_final_model(run.path):
+    if final_model and run.has_final_model():
         done += final_work
     progress = Progress(sum(work.values()) + final_work, done)
+    ctx = ctx.replace(progress=progress)
     emit(
         "run_started",
         run_id=run.run_id,
@@ -93,7 +100,7 @@ def _run(
         n_patients=len(data.labels),
         n_positive=int(data.labels.sum()),
         config=cfg.to_json(),
-        runtime=runtime.to_json(),
+        runtime=ctx.runtime.to_json(),
         resumed=done > 0 or any(run.fold(f.fold_id).read() for f in folds),
     )
     rows: list[dict[str, Any]] = []
@@ -119,24 +126,11 @@ def _run(
             n_train=len(fold.train),
             n_test=len(fold.test),
         )
-        choice = previous_choice or _threshold_choice(
-            data, fold, cfg, model_factory, runtime, emit, cancel, progress
-        )
+        choice = previous_choice or _threshold_choice(ctx, fold)
         info = {**info, "threshold": choice["value"], "threshold_choice": choice}
         folder.write(info)  # a resumed fold keeps its inner-CV threshold
-        model = model_factory(fold_seed(cfg.seed, fold.repeat, fold.fold))
-        trainer = FoldTrainer(
-            data,
-            fold,
-            cfg.replace(threshold=choice["value"]),
-            runtime,
-            model,
-            emit=emit,
-            cancel=cancel,
-            checkpoints=folder,
-            progress=progress,
-        )
-        result = trainer.run()
+        fold_ctx = ctx.replace(cfg=cfg.replace(threshold=choice["value"]))
+        result = fold_ctx.trainer(fold, checkpoints=folder).run()
         fold_rows = _write_fold(folder, info, result, data, cfg)
         rows.extend(fold_rows)
         fold_results.append(folder.read())
@@ -144,7 +138,7 @@ def _run(
         progress.done = sum(work[f["fold_id"]] for f in fold_results)
         emit("progress", **progress.fields())
     pooled = pooled_predictions(rows, cfg.cv_repeats)
-    write_csv(run.path / "predictions.csv", pooled, prediction_fields(cfg.cv_repeats))
+    run.write_predictions(pooled, prediction_fields(cfg.cv_repeats))
     summary = run_summary(fold_results, pooled, len(data.labels), int(data.labels.sum()))
     summary["threshold"] = threshold_summary(cfg, fold_results, pooled)
     if patients is not None:
@@ -152,22 +146,17 @@ def _run(
     run.write_summary(summary)
     if final_model:
         card = fm.model_card(run, data, summary, summary["threshold"]["for_new_patients"])
-        fm.train_final_model(
-            run, data, cfg, model_factory, runtime,
-            emit=emit, card=card, cancel=cancel, progress=progress,
-        )  # fmt: skip
+        fm.train_final_model(run, ctx, card=card)
         emit("progress", **progress.fields())
     return summary
 
 
-def _threshold_choice(data, fold, cfg, model_factory, runtime, emit, cancel, progress) -> dict:
-    if cfg.threshold_method != "youden":
-        return {"method": "fixed", "value": float(cfg.threshold)}
+def _threshold_choice(ctx: FoldContext, fold: Fold) -> dict:
+    if ctx.cfg.threshold_method != "youden":
+        return {"method": "fixed", "value": float(ctx.cfg.threshold)}
     from core.runs.inner_threshold import inner_cv_threshold
 
-    return inner_cv_threshold(
-        data, fold, cfg, model_factory, runtime, emit=emit, cancel=cancel, progress=progress
-    )
+    return inner_cv_threshold(ctx, fold)
 
 
 def threshold_summary(
@@ -178,7 +167,7 @@ def threshold_summary(
     predictions, which no fold model trained on)."""
     import numpy as np
 
-    from core.evaluation.threshold import youden_threshold
+    from core.scoring.threshold import youden_threshold
 
     values = [float(f.get("threshold", cfg.threshold)) for f in fold_results]
     new = float(cfg.threshold)
@@ -199,7 +188,7 @@ def threshold_summary(
 
 
 def _baselines(patients: list, fold_results: list[dict[str, Any]], emit) -> dict[str, Any]:
-    from core.evaluation.baselines import baselines_for_folds
+    from core.scoring.baselines import baselines_for_folds
 
     try:
         return baselines_for_folds(patients, fold_results)
@@ -274,10 +263,7 @@ def _write_fold(
     history = [{k: v for k, v in h.items() if k != "work"} for h in result.history]
     info = {**info, "metrics": _metric_fields(result.metrics), "history": history, "finished": True}
     folder.write(info)
-    # The final model.pt replaces the resume state; a finished fold is never retrained.
-    checkpoint = folder.path / "checkpoint.pt"
-    if checkpoint.exists():
-        checkpoint.unlink()
+    folder.remove_checkpoint()
     if not folder.finished:
         raise RunError(f"could not record fold {result.fold.fold_id} as finished")
     return rows

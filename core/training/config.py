@@ -155,6 +155,12 @@ class TrainConfig:
         return self.strategy.split("+")[-1]
 
     @property
+    def uses_feature_cache(self) -> bool:
+        """The probe trains on features computed once per image: nothing changes its
+        input from epoch to epoch (no augmentation, no CutMix in the probe)."""
+        return self.uses_probe and not self.probe_augment and not self.cutmix_probe.enabled
+
+    @property
     def total_epochs(self) -> int:
         return (self.probe_epochs if self.uses_probe else 0) + (
             self.epochs if self.finetune_strategy else 0

@@ -61,4 +61,4 @@ def extract_features(
 
 def uses_feature_cache(cfg) -> bool:
     """The probe trains on cached features when nothing changes its input per epoch."""
-    return cfg.uses_probe and not cfg.probe_augment and not cfg.cutmix_probe.enabled
+    return cfg.uses_feature_cache

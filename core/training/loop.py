@@ -24,16 +24,17 @@ import torch
 from torch import nn
 
 from core.errors import Cancelled
-from core.evaluation.metrics import auroc, binary_metrics
+from core.scoring.metrics import auroc, binary_metrics
 from core.training import schedule as sch
 from core.training.augment import augment_batch, cutmix, mixed_bce
 from core.training.config import TrainConfig
 from core.training.data import TrainingData
+from core.training.estimate import fold_work
 from core.training.fastpath import FastForward, wants_gemm_1x1
 from core.training.features import extract_features, recalibrate_bn, uses_feature_cache
 from core.training.folds import Fold, fold_seed, scored_images, training_images
+from core.training.plan import steps_per_epoch
 from core.training.runtime import CancelToken, Progress, Runtime
-from core.training.schedule import fold_work, steps_per_epoch
 
 Emit = Callable[..., Any]
 
@@ -68,13 +69,15 @@ class FoldTrainer:
         cancel: CancelToken | None = None,
         checkpoints: CheckpointStore | None = None,
         progress: Progress | None = None,
+        fold_id: str | None = None,
     ):
+        """`fold_id`: the id its events carry (default the fold's own, "r<R>-f<F>")."""
         self.data, self.fold, self.cfg, self.rt = data, fold, cfg, runtime
         self.emit = emit
         self.cancel = cancel or CancelToken()
         self.checkpoints = checkpoints
         self.progress = progress or Progress(fold_work(cfg, 1, 1))
-        self.fold_id = fold.fold_id
+        self.fold_id = fold_id or fold.fold_id
         self.seed = fold_seed(cfg.seed, fold.repeat, fold.fold)
         self.train_idx = training_images(data.image_patient, fold.train)
         self.test_idx = scored_images(

@@ -1,7 +1,7 @@
 """What trains when, and at which learning rate.
 
-A fold is a list of epochs (`EpochPlan`): first the linear probe (head only, its own
-AdamW, constant lr), then fine-tuning:
+A fold is a list of epochs (`EpochPlan`, core.training.plan): first the linear probe
+(head only, its own AdamW, constant lr), then fine-tuning:
 
 - progressive: parameter groups head, layer4, layer3, layer2 with discriminative peak
   lrs; a block unfreezes at fine-tuning epoch floor(fraction * E); conv1/bn1/layer1
@@ -19,60 +19,22 @@ does not disturb the curve once the group unfreezes.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from core.training.config import TrainConfig
 
-PROGRESSIVE_GROUPS = ("head", "layer4", "layer3", "layer2")
-FULL_GROUPS = ("head", "backbone")
-PROBE_GROUPS = ("head",)
-
-
-@dataclass(frozen=True)
-class EpochPlan:
-    epoch: int  # 0-based over the whole fold (probe + fine-tuning)
-    stage: str  # "probe" or "finetune"
-    stage_epoch: int  # 0-based within the stage
-    phase: str  # "probe", "head", "layer4", "layer3", "layer2", "full"
-    trainable: tuple[str, ...]  # group names that train in this epoch
-
-    @property
-    def head_only(self) -> bool:
-        return self.trainable == ("head",)
-
-
-def unfreeze_epochs(cfg: TrainConfig) -> dict[str, int]:
-    """Fine-tuning epoch (0-based) at which each block unfreezes: floor(f * E)."""
-    e = cfg.epochs
-    return {
-        "layer4": math.floor(cfg.unfreeze_layer4 * e),
-        "layer3": math.floor(cfg.unfreeze_layer3 * e),
-        "layer2": math.floor(cfg.unfreeze_layer2 * e),
-    }
-
-
-def fold_plan(cfg: TrainConfig) -> list[EpochPlan]:
-    plans: list[EpochPlan] = []
-    if cfg.uses_probe:
-        for k in range(cfg.probe_epochs):
-            plans.append(EpochPlan(len(plans), "probe", k, "probe", PROBE_GROUPS))
-    strategy = cfg.finetune_strategy
-    if strategy == "full":
-        for k in range(cfg.epochs):
-            plans.append(EpochPlan(len(plans), "finetune", k, "full", FULL_GROUPS))
-    elif strategy == "progressive":
-        at = unfreeze_epochs(cfg)
-        for k in range(cfg.epochs):
-            unfrozen = [b for b in ("layer4", "layer3", "layer2") if at[b] <= k]
-            # phase: the deepest block unfrozen so far ("head" before the first)
-            phase = min(unfrozen, key=lambda b: int(b[-1])) if unfrozen else "head"
-            trainable = ("head", *[b for b in ("layer4", "layer3", "layer2") if b in unfrozen])
-            plans.append(EpochPlan(len(plans), "finetune", k, phase, trainable))
-    return plans
+# The plan and its work are torch-free (the app estimates from them); the training loop
+# and the tests reach them through this module too.
+from core.training.estimate import BACKWARD_COST, fold_work  # noqa: F401
+from core.training.plan import (  # noqa: F401
+    FULL_GROUPS,
+    PROBE_GROUPS,
+    PROGRESSIVE_GROUPS,
+    EpochPlan,
+    fold_plan,
+    unfreeze_epochs,
+)
 
 
 def group_params(model: nn.Module, name: str) -> list[nn.Parameter]:
@@ -190,30 +152,3 @@ def begin_epoch_lrs(
     for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr(), strict=True):
         group["lr"] = lr
     mask_frozen_lrs(optimizer, plan)
-
-
-BACKWARD_COST = 2.0  # work units of a backward pass relative to one forward
-
-
-def steps_per_epoch(n_train_images: int, batch_size: int) -> int:
-    """Full batches per epoch (the sampler draws steps * batch_size images)."""
-    return max(1, -(-n_train_images // batch_size))
-
-
-def fold_work(cfg: TrainConfig, n_train: int, n_test: int) -> float:
-    """Work units of one fold for progress and ETA: image forward passes, a backward
-    pass counting BACKWARD_COST; cached-probe epochs cost ~nothing, their one feature
-    pass (BN re-estimation on training images + every image) is counted instead."""
-    from core.training.features import uses_feature_cache
-
-    n_samples = steps_per_epoch(n_train, cfg.batch_size) * cfg.batch_size
-    cached = uses_feature_cache(cfg)
-    plans = fold_plan(cfg)
-    total = 2.0 * n_train + n_test if cached else 0.0
-    for plan in plans:
-        if plan.stage == "probe" and cached:
-            continue
-        last = plan.epoch == len(plans) - 1
-        evals = n_test if (cfg.eval_every_epoch or last) else 0
-        total += n_samples * (1.0 if plan.head_only else 1.0 + BACKWARD_COST) + evals
-    return total

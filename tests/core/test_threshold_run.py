@@ -7,12 +7,13 @@ import json
 
 import numpy as np
 
-from core.evaluation.metrics import binary_metrics
+from core.scoring.metrics import binary_metrics
 from tests.core.test_final_model import train_tiny
 
 
 def test_youden_threshold_never_sees_the_test_fold(tmp_path, studio_home, monkeypatch):
     import core.runs.inner_threshold as inner
+    import core.training.context as context
     from core.training.loop import FoldTrainer
 
     seen = []  # every (train, test) patient set a model was trained / scored on
@@ -22,7 +23,8 @@ def test_youden_threshold_never_sees_the_test_fold(tmp_path, studio_home, monkey
         def __init__(self, data, fold, *args, **kwargs):
             super().__init__(data, fold, *args, **kwargs)
             ids = data.patient_ids
-            seen.append(({ids[i] for i in fold.train}, {ids[i] for i in fold.test}))
+            if fold.fold >= inner.INNER_FOLD_OFFSET:  # the inner models only
+                seen.append(({ids[i] for i in fold.train}, {ids[i] for i in fold.test}))
 
     real_threshold = inner.fold_threshold
 
@@ -31,7 +33,7 @@ def test_youden_threshold_never_sees_the_test_fold(tmp_path, studio_home, monkey
         return real_threshold(method, labels, scores, train_ids=train_ids, test_ids=test_ids)
 
     monkeypatch.setattr(inner, "fold_threshold", spy_threshold)
-    monkeypatch.setattr(inner, "FoldTrainer", SpyTrainer)  # the inner models only
+    monkeypatch.setattr(context, "FoldTrainer", SpyTrainer)  # every trainer of the run
     run = train_tiny(tmp_path, "--threshold", "youden")
 
     folds = [json.loads(p.read_text()) for p in sorted(run.glob("folds/*/fold.json"))]

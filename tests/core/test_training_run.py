@@ -41,7 +41,11 @@ def demo_subset(tmp_path: Path, n_per_class: int, resolution: int) -> TrainingDa
         writer.writeheader()
         writer.writerows(r for r in rows if r["patient_id"] in keep)
     cohort = load_cohort(
-        subset, images_root=table.parent, outcome_column="diagnosis", positive=["PNEUMONIA"]
+        subset,
+        images_root=table.parent,
+        outcome_column="diagnosis",
+        positive=["PNEUMONIA"],
+        negative=["NORMAL"],
     )
     prepared = prepare_images(
         cohort, PreprocessConfig(resolution=resolution), ImageCache(tmp_path / "cache"), workers=1
@@ -107,12 +111,12 @@ def test_tiny_training_run_learns_and_writes_run_folder(tmp_path):
         tested += [r["patient_id"] for r in fold.read_predictions()]
     assert sorted(tested) == sorted(r["patient_id"] for r in pooled)
     assert not list(run.path.rglob("*.tmp"))
-    types = [e["type"] for e in events]
+    types = [e.type for e in events]
     assert types[0] == "run_started" and types[-1] == "run_finished"
     assert types.count("fold_finished") == 2
-    seqs = [e["seq"] for e in events]
+    seqs = [e.seq for e in events]
     assert seqs == sorted(seqs)
     # head-only epochs report lr 0 for frozen groups
-    ft = next(e for e in events if e["type"] == "epoch_finished" and e["phase"] == "layer4")
-    assert ft["lrs"]["layer3"] == 0.0 and ft["lrs"]["layer4"] > 0
-    assert np.isfinite([e["train_loss"] for e in events if e["type"] == "epoch_finished"]).all()
+    ft = next(e for e in events if e.type == "epoch_finished" and e.phase == "layer4")
+    assert ft.lrs["layer3"] == 0.0 and ft.lrs["layer4"] > 0
+    assert np.isfinite([e.train_loss for e in events if e.type == "epoch_finished"]).all()
