@@ -1,38 +1,124 @@
-"""Run options of `bpd train`/`bpd demo` beyond the recipe: column mapping, final model,
-report. Kept in config.json so `bpd resume` repeats them."""
+"""`bpd train` flags -> RunConfig (core.runs.run_config), the one thing that starts a run.
+
+`--config FILE` is the base when given: a whole RunConfig JSON (cohort included, so no
+table argument is needed) or a bare TrainConfig JSON (then the table and outcome come
+from the flags). Flags given beside it override it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+from core.errors import InputError
+from core.training.config import TrainConfig, preset
+
+if TYPE_CHECKING:
+    from core.cohort.source import CohortSource
+    from core.runs.run_config import RunConfig, RunOptions
+
+FLAG_FIELDS = {
+    "init": "init",
+    "strategy": "strategy",
+    "folds": "cv_folds",
+    "repeats": "cv_repeats",
+    "epochs": "epochs",
+    "probe_epochs": "probe_epochs",
+    "resolution": "resolution",
+    "batch_size": "batch_size",
+    "device": "device",
+    "precision": "precision",
+    "seed": "seed",
+    "threshold_method": "threshold_method",
+}
 
 
-def options(args: argparse.Namespace) -> dict[str, bool]:
-    """Run options beyond the recipe; kept in config.json so `bpd resume` repeats them."""
-    return {"final_model": bool(args.final_model), "report": not args.no_report}
+def run_config_from_args(args: argparse.Namespace) -> RunConfig:
+    from core.runs.run_config import RunConfig, read_config_file
+
+    base: RunConfig | None = None
+    train = preset(args.preset)
+    if args.config:
+        loaded = read_config_file(args.config)
+        if isinstance(loaded, RunConfig):
+            base, train = loaded, loaded.train
+            kind = "a run config (recipe, cohort and options)"
+        else:
+            train = loaded
+            kind = "a training config (the recipe; cohort from the command line)"
+        print(f"--config {args.config}: {kind}", file=sys.stderr)
+    return RunConfig(
+        train=train_config_from_args(train, args),
+        cohort=cohort_from_args(args, base.cohort if base else None),
+        options=options_from_args(args, base.options if base else None),
+    )
 
 
-def mapping_json(args: argparse.Namespace) -> dict[str, Any] | None:
-    """The user's column choices (the rest guessed as `bpd cohort check` does)."""
-    if not (args.patient_col or args.image_col or args.image_pattern):
-        return None
-    from core.cohort.mapping import ColumnMapping, guess_mapping
+def train_config_from_args(cfg: TrainConfig, args: argparse.Namespace) -> TrainConfig:
+    changes = {field: getattr(args, flag) for flag, field in FLAG_FIELDS.items()}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if args.cutmix is not None:
+        changes["cutmix_finetune"] = type(cfg.cutmix_finetune)(
+            enabled=args.cutmix, p=cfg.cutmix_finetune.p, alpha=cfg.cutmix_finetune.alpha
+        )
+    return cfg.replace(**changes)
+
+
+def cohort_from_args(args: argparse.Namespace, base: CohortSource | None) -> CohortSource:
+    """The cohort source of the flags over `base` (a --config run config's). Columns the
+    user names are completed from the header here, so config.json records them all."""
+    from core.cohort.source import CohortSource, OutcomeSpec
     from core.cohort.table import read_table
 
-    guessed = guess_mapping(read_table(args.table).columns)
-    image = None if args.image_pattern and not args.image_col else (args.image_col or guessed.image)
-    mapping = ColumnMapping(
-        patient_id=args.patient_col or guessed.patient_id,
-        image=image,
-        outcome=args.outcome,
-        gestational_age=guessed.gestational_age,
-        birth_weight=guessed.birth_weight,
-        irds=guessed.irds,
-        sex=guessed.sex,
+    table = args.table or (base.table if base else None)
+    if not table:
+        raise InputError("give the cohort table (or --config with a run config that names one)")
+    outcome = base.outcome if base else None
+    if args.outcome or args.positive or args.negative or args.negative_rest:
+        column = args.outcome or (outcome.column if outcome else None)
+        positive = args.positive or (outcome.positive if outcome else ())
+        if not column or not positive:
+            raise InputError("name the outcome column and its positive values "
+                             "(--outcome COL --positive V ...)", file=table)  # fmt: skip
+        outcome = OutcomeSpec(
+            column,
+            tuple(positive),
+            tuple(args.negative or (outcome.negative if outcome and not args.positive else ())),
+            bool(args.negative_rest or (outcome.negative_rest if outcome else False)),
+        )
+    if outcome is None:
+        raise InputError("name the outcome column and its positive values "
+                         "(--outcome COL --positive V ...)", file=table)  # fmt: skip
+    source = (base or CohortSource(str(table))).replace(
+        table=str(Path(table).resolve()),
+        outcome=outcome,
+        images_root=_path(args.images_root) or (base.images_root if base else None),
     )
-    return mapping.to_json()
+    for flag, name in (("patient_col", "patient_column"), ("image_col", "image_column"),
+                       ("image_pattern", "image_pattern"), ("sheet", "sheet")):  # fmt: skip
+        if getattr(args, flag, None):
+            source = source.replace(**{name: getattr(args, flag)})
+    if args.image_pattern and not args.image_col:
+        source = source.replace(image_column=None)  # a pattern means one row per patient
+    if (args.patient_col or args.image_col or args.image_pattern) and not source.is_complete:
+        source = source.resolved(list(read_table(source.table, source.sheet).columns))
+    return source
+
+
+def options_from_args(args: argparse.Namespace, base: RunOptions | None) -> RunOptions:
+    from core.runs.run_config import RunOptions
+
+    base = base or RunOptions()
+    return RunOptions(
+        final_model=bool(args.final_model or base.final_model),
+        report=base.report and not args.no_report,
+    )
+
+
+def _path(value: str | None) -> str | None:
+    return str(Path(value).resolve()) if value else None
 
 
 def write_report(run_dir: Path) -> None:

@@ -35,7 +35,6 @@ from core.cohort.mapping import (
     is_not_recorded,
     normalize_value,
     outcome_value_counts,
-    recorded_negative_rest,
 )
 from core.cohort.model import ClinicalValues, Cohort, Exclusion, ImageRecord, Patient, Problem
 from core.cohort.outcome_values import (
@@ -43,6 +42,7 @@ from core.cohort.outcome_values import (
     listed_values,
     require_named_values_occur,
 )
+from core.cohort.source import CohortSource
 from core.cohort.table import read_table
 from core.errors import InputError
 
@@ -386,20 +386,29 @@ class _Builder:
         return "none of the patient's images can be used (see problems): patient excluded"
 
 
-def load_recorded_cohort(source: dict[str, Any]) -> Cohort:
-    """The cohort a run recorded in config.json["cohort_source"] (table, images root,
-    column mapping, image pattern, outcome mapping), re-read without decoding images.
-    Resume, explain and report all go through here, so they see the run's own mapping."""
-    outcome = source["outcome"]
-    mapping = source.get("mapping")
+def load_source(source: CohortSource) -> Cohort:
+    """Read and validate the cohort a CohortSource names (no image decoding). Columns
+    it leaves open are guessed from the header, as `bpd cohort check` does."""
+    if source.outcome is None:
+        raise InputError("no outcome column named (--outcome)", file=source.table)
+    if source.names_columns and not source.is_complete:
+        source = source.resolved(list(read_table(Path(source.table), source.sheet).columns))
+    outcome = source.outcome
     return load_cohort(
-        source["table"],
-        images_root=source.get("images_root"),
-        mapping=ColumnMapping.from_json(mapping) if mapping else None,
-        image_pattern=source.get("image_pattern"),
-        outcome_column=outcome["column"],
-        positive=outcome["positive"],
-        negative=outcome.get("negative") or None,
-        negative_rest=recorded_negative_rest(outcome),
-        sheet=source.get("sheet"),
+        source.table,
+        images_root=source.images_root,
+        mapping=source.column_mapping(),
+        image_pattern=source.image_pattern,
+        outcome_column=outcome.column,
+        positive=outcome.positive,
+        negative=outcome.negative or None,
+        negative_rest=outcome.negative_rest,
+        sheet=source.sheet,
     )
+
+
+def load_recorded_cohort(source: dict[str, Any]) -> Cohort:
+    """The cohort a run recorded in config.json["cohort_source"], re-read without
+    decoding images. Resume, explain and report all go through here, so they see the
+    run's own mapping."""
+    return load_source(CohortSource.from_json(source))

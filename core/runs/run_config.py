@@ -1,0 +1,120 @@
+"""Everything that starts a run, whoever starts it: `RunConfig`.
+
+The CLI builds one from its flags, the app from its Train form, and `bpd train --config
+FILE` reads one from JSON. Its JSON is the run folder's config.json (docs/run-folder.md):
+
+    train          TrainConfig (every number of the recipe; docs/method.md)
+    cohort_source  core.cohort.source.CohortSource
+    preprocess     core.cohort.preprocess.PreprocessConfig (follows train.resolution)
+    options        {"final_model": bool, "report": bool}
+    versions       package versions of the run (filled in when the run is created)
+    seed           train.seed, repeated for readers of the file
+    created        ISO time the run was created (null in a config not yet run)
+
+config.json files written before this type existed have the same keys and load as they are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.cohort.preprocess import PreprocessConfig
+from core.cohort.source import CohortSource
+from core.errors import InputError
+from core.training.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a run does beyond the recipe; kept so `bpd resume` repeats it."""
+
+    final_model: bool = False  # also train one model on every patient (RUN_DIR/final_model)
+    report: bool = True  # write report.html at the end
+
+    def to_json(self) -> dict[str, bool]:
+        return {"final_model": self.final_model, "report": self.report}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> RunOptions:
+        data = data or {}
+        return cls(bool(data.get("final_model", False)), bool(data.get("report", True)))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    train: TrainConfig
+    cohort: CohortSource
+    options: RunOptions = field(default_factory=RunOptions)
+    versions: Mapping[str, str] = field(default_factory=dict)
+    created: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.cohort.outcome is None:
+            raise InputError("a run needs an outcome column and its positive values")
+        object.__setattr__(self, "versions", dict(self.versions))
+
+    @property
+    def seed(self) -> int:
+        return self.train.seed
+
+    @property
+    def preprocess(self) -> PreprocessConfig:
+        return PreprocessConfig(resolution=self.train.resolution)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "train": self.train.to_json(),
+            "cohort_source": self.cohort.to_json(),
+            "preprocess": self.preprocess.to_json(),
+            "versions": dict(self.versions),
+            "seed": self.seed,
+            "created": self.created,
+            "options": self.options.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunConfig:
+        if not is_run_config_json(data):
+            raise InputError("a run config needs 'train' and 'cohort_source'")
+        return cls(
+            train=TrainConfig.from_json(data["train"]),
+            cohort=CohortSource.from_json(data["cohort_source"]),
+            options=RunOptions.from_json(data.get("options")),
+            versions=data.get("versions") or {},
+            created=data.get("created"),
+        )
+
+    def write(self, path: str | Path) -> Path:
+        """The JSON file `bpd train --config` reads, written atomically."""
+        from core.atomic import atomic_write_json
+
+        atomic_write_json(Path(path), self.to_json())
+        return Path(path)
+
+
+def is_run_config_json(data: Any) -> bool:
+    """A whole RunConfig (as opposed to a bare TrainConfig, which `--config` also takes)."""
+    return isinstance(data, Mapping) and "train" in data and "cohort_source" in data
+
+
+def read_config_file(path: str | Path) -> RunConfig | TrainConfig:
+    """`bpd train --config FILE`: a RunConfig JSON (cohort included) or a bare
+    TrainConfig JSON. Bad JSON or settings are an InputError naming the file."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the config: {exc}", file=path) from None
+    try:
+        if is_run_config_json(data):
+            return RunConfig.from_json(data)
+        return TrainConfig.from_json(data)
+    except InputError as exc:
+        raise InputError(exc.detail, file=path) from None
