@@ -121,7 +121,7 @@ def _duplicate_header_problems(df, mapping: ColumnMapping, table_path: Path) -> 
     problems = []
     for name, columns in (df.attrs.get("duplicate_headers") or {}).items():
         where = " and ".join(columns)
-        copies = {name, *(f"{name} ({c})" for c in columns)}
+        copies = {name, *(f"{name} [{c}]" for c in columns)}
         if copies & used:
             raise InputError(
                 f"{where} both have the header '{name}', and '{name}' is a column this "
@@ -131,8 +131,8 @@ def _duplicate_header_problems(df, mapping: ColumnMapping, table_path: Path) -> 
         problems.append(
             Problem(
                 "duplicate_header",
-                f"{where} both have the header '{name}'; only the first is read as "
-                f"'{name}' (rename one if the other matters)",
+                f"{where} both have the header '{name}'; the first is '{name}', the "
+                f"others are named '{name} [column ...]' (rename one if it matters)",
                 severity="warning",
                 file=str(table_path),
             )

@@ -175,7 +175,7 @@ def column_label(index: int) -> str:
 
 def _header(raw: pd.DataFrame) -> tuple[list[str], dict[str, list[str]]]:
     """Column names from the first row; a repeated name keeps its first column and the
-    others are named "<name> (column N (X))", reported in the returned duplicates."""
+    others are named "<name> [column N (X)]", reported in the returned duplicates."""
     first = ["" if pd.isna(v) else str(v) for v in raw.iloc[0].tolist()] if len(raw) else []
     names = [v.strip().lstrip("\ufeff").strip() or f"Unnamed: {i}" for i, v in enumerate(first)]
     positions: dict[str, list[int]] = {}
@@ -184,14 +184,14 @@ def _header(raw: pd.DataFrame) -> tuple[list[str], dict[str, list[str]]]:
     duplicates = {n: [column_label(i) for i in idx] for n, idx in positions.items() if len(idx) > 1}
     for name, idx in positions.items():
         for i in idx[1:]:
-            names[i] = f"{name} ({column_label(i)})"
+            names[i] = f"{name} [{column_label(i)}]"
     return names, duplicates
 
 
 def _tidy(raw: pd.DataFrame, path: Path, where: str = "") -> pd.DataFrame:
     place = f"{where}: " if where else ""
     if raw.shape[1] == 0 or raw.shape[0] == 0:
-        raise InputError(f"{place}table has no columns", file=path)
+        raise InputError(f"{place}table is empty (no header row)", file=path)
     names, duplicates = _header(raw)
     df = raw.iloc[1:].copy()
     df.columns = names

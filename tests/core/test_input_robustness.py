@@ -200,6 +200,16 @@ def test_a_duplicated_outcome_header_is_an_error_naming_both_columns(site, studi
     assert "diagnosis.1" not in err
 
 
+def test_a_repeated_header_keeps_both_columns_under_distinct_names(site):
+    from core.cohort.table import read_table
+
+    table = write_csv(site, ["id; diagnosis ;image;diagnosis", "K1;a;x.png;b"])
+    df = read_table(table)
+    assert list(df.columns) == ["id", "diagnosis", "image", "diagnosis [column 4 (D)]"]
+    assert df.attrs["duplicate_headers"] == {"diagnosis": ["column 2 (B)", "column 4 (D)"]}
+    assert (df.loc[1, "diagnosis"], df.loc[1, "diagnosis [column 4 (D)]"]) == ("a", "b")
+
+
 def test_a_duplicated_unused_header_is_a_warning_naming_both(site, studio_home, capsys):
     lines = ["patient_id,image,BPD grade,note,note"]
     lines += [f"K{i},img/{img},{g},a,b" for i, (img, g) in
