@@ -24,9 +24,11 @@ from bpd_gui.icons import page_icon
 from bpd_gui.jobs.job_queue import JobQueue
 from bpd_gui.messages import show_error
 from bpd_gui.views.cohort_view import TABLE_FILTER, CohortView
+from bpd_gui.views.predict_view import PredictView
 from bpd_gui.views.results_view import ResultsView
+from bpd_gui.views.review_view import ReviewView
 from bpd_gui.views.settings_view import SettingsView
-from bpd_gui.views.simple_pages import ComingLaterView, StartView
+from bpd_gui.views.simple_pages import StartView
 from bpd_gui.views.train_view import TrainView
 from bpd_gui.workers import TaskRunner
 from core import paths
@@ -50,17 +52,10 @@ class MainWindow(QMainWindow):
             "cohort": CohortView(self.session),
             "train": TrainView(self.session, self.queue),
             "results": ResultsView(self.queue),
-            "review": ComingLaterView(
-                "Review", "Per-infant review: each test-fold prediction with its radiograph "
-                "and a Grad-CAM saliency map, sorted by error.",
-                "<code>bpd report RUN_DIR</code> writes a run's report "
-                "(metrics, baselines, out-of-fold predictions)."),
-            "predict": ComingLaterView(
-                "Predict", "Score new radiographs (a table or single images) with a trained "
-                "run's models, with saliency maps.",
-                "the <code>bpd</code> command line (<code>bpd --help</code>)."),
-            "settings": SettingsView(self.settings),
-        }  # fmt: skip
+            "review": ReviewView(self.tasks),
+            "predict": PredictView(),
+            "settings": SettingsView(self.settings, self.tasks),
+        }
         self.nav = QListWidget()
         self.nav.setObjectName("nav")
         self.nav.setIconSize(QSize(22, 22))
@@ -70,6 +65,7 @@ class MainWindow(QMainWindow):
             QListWidgetItem(page_icon(name), name.capitalize(), self.nav)
             self.stack.addWidget(page)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.nav.currentRowChanged.connect(self._on_page_shown)
         central = QWidget()
         layout = QHBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -141,6 +137,14 @@ class MainWindow(QMainWindow):
 
     def current_page(self) -> str:
         return PAGES[self.stack.currentIndex()]
+
+    def _on_page_shown(self, index: int) -> None:
+        # Review and Predict list the finished runs as they are now
+        if PAGES[index] == "review":
+            self.pages["review"].refresh_runs()
+            self.pages["review"].open_newest_if_none()
+        elif PAGES[index] == "predict":
+            self.pages["predict"].refresh_models()
 
     def choose_table(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open cohort table", "", TABLE_FILTER)
@@ -216,6 +220,8 @@ class MainWindow(QMainWindow):
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.sync()
         self.pages["train"].bench.stop()
+        self.pages["review"].shutdown()
+        self.pages["predict"].shutdown()
         self.tasks.shutdown(5000)
         event.accept()
 

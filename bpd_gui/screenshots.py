@@ -24,9 +24,8 @@ log = logging.getLogger(__name__)
 SIZE = (1280, 820)
 # Small, but with every phase: the probe, then layer4, layer3 and layer2 unfreezing.
 # Random init: it needs no downloaded weights.
-TINY_RUN = dict(preset="paper", init="random", strategy="probe+progressive", cutmix=True,
-                folds=2, repeats=1, epochs=4, resolution=64, batch_size=16,
-                device="cpu")  # fmt: skip
+TINY_RUN = dict(init="random", strategy="probe+progressive", cv_folds=2, cv_repeats=1,
+                epochs=4, resolution=64, batch_size=16, device="cpu")  # fmt: skip
 
 
 def wait_for(app: QApplication, done: Callable[[], bool], timeout_s: float) -> bool:
@@ -86,11 +85,55 @@ def _render(app: QApplication, window: MainWindow, out: Path, train_timeout_s: f
     wait_for(app, lambda: not window.tasks.busy(), 30)
     for name in PAGES:
         window.show_page(name)
+        if run is not None and name in PREPARE:
+            PREPARE[name](app, window, Path(run))
         wait_for(app, lambda: False, 0.3)  # let layouts and plots settle
         path = out / f"{name}.png"
         window.grab().save(str(path))
         log.info("wrote %s", path)
     return 0
+
+
+def _prepare_review(app: QApplication, window: MainWindow, run: Path) -> None:
+    """The run open, its Grad-CAM computed (the real `bpd explain`), a correctly
+    predicted positive infant with a non-empty map shown, overlay on."""
+    review = window.pages["review"]
+    if review.run_dir != run:
+        review.open_run(run)
+    wait_for(app, lambda: not review.explainer.is_running(), 900)
+    ex = review.explanations
+    rows = review.table_data.rows if review.table_data else []
+    shown = [r for r in rows if ex and r.patient_id in ex.rows and ex.peak(r.patient_id) > 0]
+    pick = next((r for r in shown if r.outcome == "TP"), shown[0] if shown else None)
+    if pick is not None:
+        review.select_patient(pick.patient_id)
+        review.overlay_check.setChecked(True)
+        wait_for(app, lambda: review.is_showing(pick.patient_id), 30)
+
+
+def _prepare_predict(app: QApplication, window: MainWindow, run: Path) -> None:
+    """Two demo radiographs and a DICOM scored by the run, with their overlays."""
+    predict = window.pages["predict"]
+    if predict.rows:
+        return
+    images = paths.demo_cohort_table().parent / "images"
+    files = sorted(images.glob("PNEUMONIA/*"))[:1] + sorted(images.glob("NORMAL/*"))[:1]
+    dicom = Path(__file__).resolve().parents[1] / "tests" / "data" / "dicom"
+    files += sorted(dicom.glob("rsna_cr_jpeg_baseline_mono2.dcm"))
+    predict.set_model(run)
+    predict.clear_inputs()
+    predict.add_files([str(f) for f in files])
+    predict.start()
+    wait_for(app, lambda: not predict.is_running(), 300)
+    wait_for(app, lambda: False, 0.3)
+
+
+def _prepare_settings(app: QApplication, window: MainWindow, run: Path) -> None:
+    weights = window.pages["settings"].weights
+    wait_for(app, lambda: weights.rows is not None, 60)
+
+
+PREPARE = {"review": _prepare_review, "predict": _prepare_predict, "settings": _prepare_settings}
 
 
 def _select_interesting_patient(window: MainWindow) -> None:
@@ -107,14 +150,12 @@ def _finished_or_tiny_run(app: QApplication, window: MainWindow, timeout_s: floa
     if existing:
         return existing[-1]
     try:
-        request = window.pages["train"].build_request()
+        run_config = window.pages["train"].build_run_config()
     except ValueError as exc:
         log.warning("no run for the screenshots: %s", exc)
         return None
-    request = job_client.TrainRequest(**{**request.to_json(), **TINY_RUN,
-                                         "positive": request.positive,
-                                         "negative": request.negative})  # fmt: skip
-    job = window.queue.enqueue_train(request, new_run_dir(paths.runs_dir(), "screenshot-demo"))
+    run_config = run_config.replace(train=run_config.train.replace(**TINY_RUN))
+    job = window.queue.enqueue_train(run_config, new_run_dir(paths.runs_dir(), "screenshot-demo"))
     window.pages["train"].runs.select_job(job)
     log.info("training a tiny demo run for the screenshots in %s", job.run_dir)
     if not wait_for(app, lambda: not job.is_active and not job.is_queued, timeout_s):

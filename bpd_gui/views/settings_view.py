@@ -15,11 +15,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from bpd_gui.widgets.weights_panel import WeightsPanel
 from core import paths
 
 
 class SettingsView(QWidget):
-    def __init__(self, settings: QSettings, parent=None):
+    def __init__(self, settings: QSettings, tasks=None, parent=None):
         super().__init__(parent)
         self.settings = settings
         folders = QGroupBox("Folders")
@@ -40,8 +41,7 @@ class SettingsView(QWidget):
             form.addRow(label, row)
         hint = QLabel(
             "Set the environment variable BPD_STUDIO_HOME before starting the app to keep "
-            "everything in another folder. Pretrained weights without internet access: "
-            "<code>bpd weights import FILE --init xrv</code>."
+            "everything in another folder."
         )
         hint.setWordWrap(True)
         form.addRow(hint)
@@ -54,8 +54,10 @@ class SettingsView(QWidget):
         self.reopen.toggled.connect(lambda v: settings.setValue("reopen_last_cohort", v))
         b_layout.addWidget(self.reopen)
 
+        self.weights = WeightsPanel(tasks)
         layout = QVBoxLayout(self)
         layout.addWidget(folders)
+        layout.addWidget(self.weights)
         layout.addWidget(behaviour)
         layout.addStretch(1)
 

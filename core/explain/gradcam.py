@@ -81,13 +81,24 @@ def _channels_last(backbone: nn.Module):
 
 
 def explain(model: nn.Module, x: torch.Tensor, *, precision: str = "float32") -> np.ndarray:
-    """Grad-CAM of the positive logit for one image.
+    """Grad-CAM of the positive logit for one image, scaled to its own maximum (see
+    explain_with_peak for the scale). Returns float32 [H, W] in [0, 1]."""
+    return explain_with_peak(model, x, precision=precision)[0]
+
+
+def explain_with_peak(
+    model: nn.Module, x: torch.Tensor, *, precision: str = "float32"
+) -> tuple[np.ndarray, float]:
+    """Grad-CAM of the positive logit for one image, and the map's peak before scaling.
 
     x: [1, 1, H, W] (or [H, W]) float in [-1024, 1024], the model's input.
     precision: "float32" (default; ~0.3 s at 512 px on 2 threads of a recent Xeon) or
     "bfloat16" (backbone only, channels_last; about 2x faster on CPUs with native bf16,
     and the map agrees with float32 to ~0.01 on real radiographs, see tests).
-    Returns float32 [H, W] in [0, 1]; all zeros when nothing supports the positive class.
+    Returns (float32 [H, W] in [0, 1], peak): the map scaled to its own maximum (all zeros
+    when nothing supports the positive class), and that maximum of the unscaled map
+    (ReLU of the gradient-weighted feature maps; 0.0 for an all-zero map). map * peak is on
+    one scale for every image of a model, which a run-wide overlay needs.
     """
     if x.ndim == 2:
         x = x[None, None]
@@ -113,7 +124,13 @@ def explain(model: nn.Module, x: torch.Tensor, *, precision: str = "float32") ->
         GradCAM(_PositiveLogit(model, bf16), [target_layer(model)]) as cam,
     ):
         maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(0)])
-    return np.clip(maps[0], 0.0, 1.0).astype(np.float32)
+        # The library scales each map to its own maximum; keep that maximum (Grad-CAM:
+        # ReLU(sum_k mean(dy/dA_k) * A_k) on the last block) before the hooks are gone.
+        acts = cam.activations_and_grads.activations[0].float()
+        grads = cam.activations_and_grads.gradients[0].float()
+        raw = torch.relu((grads.mean(dim=(2, 3), keepdim=True) * acts).sum(dim=1))
+        peak = float(raw.max()) if maps[0].max() > 0 else 0.0
+    return np.clip(maps[0], 0.0, 1.0).astype(np.float32), peak
 
 
 def jet(values: np.ndarray) -> np.ndarray:

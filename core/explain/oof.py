@@ -1,7 +1,7 @@
 """Out-of-fold explanation: each infant explained by the fold model that did not train
 on them, so the review shows what the cross-validation evaluated.
 
-For repeat R, the patient's fold is the one of that repeat whose fold.json lists the
+For repeat R, the patient's fold is the one of that repeat whose record lists the
 patient among its test_patients. The image is the one the fold scored: the patient's
 first readable image in table order (with test_images "mean" the fold averaged all
 images; the map is still of the first). Fold models are cached per fold, so explaining
@@ -13,7 +13,6 @@ Probabilities and maps are fp32, as the cross-validation scored its test patient
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ class RunExplainer:
 
     run_dir: Path
     config: dict[str, Any]
-    folds: dict[str, dict[str, Any]]  # fold_id -> fold.json
+    folds: dict[str, dict[str, Any]]  # fold_id -> its record (docs/run-folder.md)
     models: dict[str, torch.nn.Module] = field(default_factory=dict)
     max_models: int = 2
     _images: dict[str, list[Path]] | None = None
@@ -39,15 +38,15 @@ class RunExplainer:
 
     @classmethod
     def open(cls, run_dir: str | Path) -> RunExplainer:
-        run = RunFolder.open(run_dir)
-        folds = {}
-        for path in sorted((run.path / "folds").glob("*/fold.json")):
-            info = json.loads(path.read_text(encoding="utf-8"))
-            if info.get("finished"):
-                folds[path.parent.name] = info
+        run = RunFolder.existing(run_dir)  # reads only: safe while the run still trains
+        folds = {f.fold_id: f.info for f in run.finished_folds()}
         if not folds:
             raise InputError("the run has no finished fold", file=run.path)
         return cls(run.path, run.config(), folds)
+
+    @property
+    def run(self) -> RunFolder:
+        return RunFolder(self.run_dir)
 
     def fold_of(self, patient_id: str, repeat: int = 0) -> str:
         for fold_id, info in self.folds.items():
@@ -60,13 +59,11 @@ class RunExplainer:
 
     def model(self, fold_id: str) -> torch.nn.Module:
         if fold_id not in self.models:
-            from core.predict.models import load_fold_model
-
             # A ResNet-50 is ~95 MB: keep a few (30 folds of the paper's CV would be 3 GB);
             # `bpd explain --all` goes fold by fold, so each is still loaded once.
             while len(self.models) >= self.max_models:
                 self.models.pop(next(iter(self.models)))
-            self.models[fold_id] = load_fold_model(self.run_dir, fold_id, self.config)
+            self.models[fold_id] = self.run.fold_model(fold_id, self.config)
         return self.models[fold_id]
 
     def patient_images(self, patient_id: str) -> list[Path]:
@@ -77,7 +74,7 @@ class RunExplainer:
         return self._images[patient_id]
 
     def fold_prob(self, fold_id: str, patient_id: str) -> float | None:
-        """The probability the fold recorded for the patient (its predictions.csv)."""
+        """The probability the fold recorded for the patient (its test predictions)."""
         row = self._fold_rows(fold_id).get(patient_id)
         return float(row["prob"]) if row else None
 
@@ -86,12 +83,10 @@ class RunExplainer:
         return int(row["label"]) if row else None
 
     def _fold_rows(self, fold_id: str) -> dict[str, dict[str, str]]:
-        """A fold's predictions.csv by patient, read once (`--all` asks per patient)."""
+        """A fold's test predictions by patient, read once (`--all` asks per patient)."""
         if fold_id not in self._predictions:
-            from core.csv_cells import read_csv
-
-            path = self.run_dir / "folds" / fold_id / "predictions.csv"
-            self._predictions[fold_id] = {r["patient_id"]: r for r in read_csv(path)}
+            rows = self.run.fold(fold_id).read_predictions()
+            self._predictions[fold_id] = {r["patient_id"]: r for r in rows}
         return self._predictions[fold_id]
 
 
@@ -116,22 +111,43 @@ def _first_readable(paths: list[Path], cfg) -> tuple[Path, np.ndarray]:
     raise last or InputError("the patient has no image")
 
 
-def explain_patient(
+@dataclass
+class Explanation:
+    """One patient's out-of-fold map: `cam` [R, R] scaled to its own maximum, `peak` that
+    maximum (0.0: an all-zero map), the image it explains and the model input."""
+
+    patient_id: str
+    fold_id: str
+    image: Path
+    cam: np.ndarray
+    peak: float
+    gray: np.ndarray  # uint16 [R, R], what the model saw
+    prob: float
+
+
+def explain_oof(
     run_dir: str | Path | RunExplainer, patient_id: str, *, repeat: int = 0
-) -> tuple[np.ndarray, np.ndarray, float, str]:
-    """(cam float32 [R, R] in [0, 1], gray uint16 [R, R], prob, fold_id) for one patient,
-    from the fold model of `repeat` whose test set held the patient. Pass a RunExplainer
-    to reuse loaded fold models across patients."""
+) -> Explanation:
+    """The patient's Grad-CAM from the fold model of `repeat` whose test set held them.
+    Pass a RunExplainer to reuse loaded fold models across patients."""
     from core.cohort.preprocess import to_model_input
-    from core.explain.gradcam import explain
-    from core.predict.models import run_preprocess
+    from core.explain.gradcam import explain_with_peak
 
     ex = run_dir if isinstance(run_dir, RunExplainer) else RunExplainer.open(run_dir)
     fold_id = ex.fold_of(str(patient_id), repeat)
-    _, gray = _first_readable(ex.patient_images(str(patient_id)), run_preprocess(ex.config))
+    path, gray = _first_readable(ex.patient_images(str(patient_id)), ex.run.preprocess(ex.config))
     model = ex.model(fold_id)
     x = to_model_input(gray)[None, None]
     with torch.no_grad():
         prob = float(torch.sigmoid(model(x).float())[0])
-    cam = explain(model, x, precision="float32")
-    return cam, gray, prob, fold_id
+    cam, peak = explain_with_peak(model, x, precision="float32")
+    return Explanation(str(patient_id), fold_id, path, cam, peak, gray, prob)
+
+
+def explain_patient(
+    run_dir: str | Path | RunExplainer, patient_id: str, *, repeat: int = 0
+) -> tuple[np.ndarray, np.ndarray, float, str]:
+    """(cam float32 [R, R] in [0, 1], gray uint16 [R, R], prob, fold_id): explain_oof's
+    essentials as a tuple."""
+    e = explain_oof(run_dir, patient_id, repeat=repeat)
+    return e.cam, e.gray, e.prob, e.fold_id
