@@ -1,31 +1,23 @@
-"""TEST DATA ONLY: writes a run folder in the CONTRACTS.md layout from computed numbers.
+"""TEST DATA ONLY: a finished run folder from computed numbers, written through
+core.runs.folder.RunFolder (the same writer as a real run, docs/run-folder.md).
 
 The "model" is a deterministic noisy score on synthetic labels (no training), so report
 and compare can be tested without the training engine. Every metric in it is computed
-from the predictions it writes (core.evaluation.metrics), so the files agree with each
+from the predictions it writes (core.scoring.metrics), so the files agree with each
 other the way a real run's do.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from core.evaluation.metrics import auroc, binary_metrics, summarize_folds
-
-
-def _csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+from core.runs.folder import RunFolder
+from core.runs.summary import prediction_fields
+from core.scoring.metrics import auroc, binary_metrics, summarize_folds
 
 
 def make_run_folder(
@@ -48,9 +40,60 @@ def make_run_folder(
     """Write a finished run. Same `fold_seed` and patients -> same folds (comparable runs);
     `score_seed`/`signal` change the "model". `cohort_source` as train_cmd writes it."""
     run_dir = Path(run_dir)
-    (run_dir / "folds").mkdir(parents=True, exist_ok=True)
     ids = patient_ids or [f"P{i:03d}" for i in range(n_patients)]
     labels = np.array([1] * n_positive + [0] * (len(ids) - n_positive))
+    config = {
+        "train": {
+            "init": init,
+            "strategy": "probe+progressive",
+            "epochs": epochs,
+            "cv_folds": folds,
+            "cv_repeats": repeats,
+            "threshold": threshold,
+        },
+        "cohort_source": cohort_source
+        or {
+            "table": "/data/site/cohort.csv",  # not on this machine, as after moving a run
+            "images_root": None,
+            "mapping": None,
+            "outcome": {
+                "column": "bpd_grade",
+                "positive": ["moderate", "severe"],
+                "negative": ["none", "mild"],
+            },
+        },
+        "preprocess": {"resolution": 64, "center_crop": None},
+        "versions": {"python": "3.11", "torch": "2.14.1", "bpd": "0.1.0"},
+        "seed": 42,
+        "created": "2026-11-26T20:00:00+00:00",
+    }
+    cohort = {
+        "summary": {
+            "table": "cohort.csv",
+            "n_patients": len(ids),
+            "n_images": len(ids) + 5,
+            "n_positive": int(labels.sum()),
+            "n_negative": int(len(ids) - labels.sum()),
+            "n_excluded": 2,
+            "excluded_by_reason": {"outcome_not_recorded": 1, "missing_file": 1},
+            "n_errors": 2,
+            "n_warnings": 0,
+            "outcome_column": "bpd_grade",
+            "positive_values": ["moderate", "severe"],
+            "negative_values": ["none", "mild"],
+        },
+        "exclusions": [
+            {
+                "patient_id": "X1",
+                "reason": "outcome_not_recorded",
+                "message": "keine Angabe",
+                "row": 40,
+            },
+            {"patient_id": "X2", "reason": "missing_file", "message": "image not found", "row": 41},
+        ],
+        "problems": [],
+    }
+    run = RunFolder.create(run_dir, config, cohort)
     label_of = dict(zip(ids, labels.tolist(), strict=True))
     rng = np.random.default_rng(score_seed)
     # A per-patient "difficulty" shared by every run and repeat (as real infants are
@@ -108,10 +151,9 @@ def make_run_folder(
                 "history": history,
                 "finished": True,
             }
-            fold_dir = run_dir / "folds" / fold_id
-            fold_dir.mkdir(exist_ok=True)
-            (fold_dir / "fold.json").write_text(json.dumps(record, indent=2))
-            (fold_dir / "predictions.csv").write_text(_csv(preds))
+            folder = run.fold(fold_id)
+            folder.write_predictions(preds)
+            folder.write(record)
             fold_records.append(record)
 
     oof = []
@@ -125,7 +167,7 @@ def make_run_folder(
         }
         row.update({f"prob_r{r}": p for r, p in enumerate(probs)})
         oof.append(row)
-    (run_dir / "predictions.csv").write_text(_csv(oof))
+    run.write_predictions(oof, prediction_fields(repeats))
 
     summary = summarize_folds([rec["metrics"] for rec in fold_records])
     summary.update(
@@ -140,72 +182,8 @@ def make_run_folder(
     )
     if baselines is not None:
         summary["baselines"] = baselines
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    run.write_summary(summary)
 
-    config = {
-        "train": {
-            "init": init,
-            "strategy": "probe+progressive",
-            "epochs": epochs,
-            "cv_folds": folds,
-            "cv_repeats": repeats,
-            "threshold": threshold,
-        },
-        "cohort_source": cohort_source
-        or {
-            "table": "/data/site/cohort.csv",  # not on this machine, as after moving a run
-            "images_root": None,
-            "mapping": None,
-            "outcome": {
-                "column": "bpd_grade",
-                "positive": ["moderate", "severe"],
-                "negative": ["none", "mild"],
-            },
-        },
-        "preprocess": {"resolution": 64, "center_crop": None},
-        "versions": {"python": "3.11", "torch": "2.14.1", "bpd": "0.1.0"},
-        "seed": 42,
-        "created": "2026-11-26T20:00:00+00:00",
-    }
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
-    cohort = {
-        "summary": {
-            "table": "cohort.csv",
-            "n_patients": len(ids),
-            "n_images": len(ids) + 5,
-            "n_positive": int(labels.sum()),
-            "n_negative": int(len(ids) - labels.sum()),
-            "n_excluded": 2,
-            "excluded_by_reason": {"outcome_not_recorded": 1, "missing_file": 1},
-            "n_errors": 2,
-            "n_warnings": 0,
-            "outcome_column": "bpd_grade",
-            "positive_values": ["moderate", "severe"],
-            "negative_values": ["none", "mild"],
-        },
-        "exclusions": [
-            {
-                "patient_id": "X1",
-                "reason": "outcome_not_recorded",
-                "message": "keine Angabe",
-                "row": 40,
-            },
-            {"patient_id": "X2", "reason": "missing_file", "message": "image not found", "row": 41},
-        ],
-        "problems": [],
-    }
-    (run_dir / "cohort.json").write_text(json.dumps(cohort, indent=2))
-    (run_dir / "state.json").write_text(
-        json.dumps(
-            {
-                "status": "finished",
-                "pid": None,
-                "updated": "2026-11-26T20:05:00+00:00",
-                "error": None,
-            }
-        )
-    )
-    (run_dir / "events.jsonl").write_text(
-        json.dumps({"type": "run_finished", "time": 0.0, "seq": 0, "summary": summary}) + "\n"
-    )
+    run.write_state("finished")
+    run.events().emit("run_finished", summary=summary)
     return run_dir
