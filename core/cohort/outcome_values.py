@@ -16,7 +16,7 @@ from core.cohort.mapping import NOT_RECORDED, OutcomeMapping, normalize_value
 from core.errors import InputError
 
 NEGATIVE_REST_HINT = (
-    "name them with --negative (or --positive), or say --negative-rest to count every "
+    "name such values with --negative (or --positive), or say --negative-rest to count every "
     "other recorded value as negative"
 )
 

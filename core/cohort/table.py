@@ -151,10 +151,11 @@ def _data_sheet(frames: dict[str, pd.DataFrame], path: Path) -> str:
                 with_ids.append(name)
     candidates = with_ids or with_rows
     if len(candidates) > 1:
+        others = f"; all its sheets: {_listed(names)}" if len(candidates) < len(names) else ""
         raise InputError(
             f"the workbook has {len(candidates)} sheets that look like cohort data "
             f"({_listed(candidates)}); choose one with --sheet NAME (or its position, "
-            f"1 = first) or put all patients on one sheet; its sheets: {_listed(names)}",
+            f"1 = first) or put all patients on one sheet{others}",
             file=path,
         )
     return candidates[0] if candidates else names[0]
