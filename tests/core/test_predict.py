@@ -87,20 +87,21 @@ def test_run_with_final_model_uses_it(runs, new_images, tmp_path):
 
 
 def test_run_without_final_model_is_the_fold_ensemble(runs, new_images, tmp_path):
-    from core.predict.models import load_fold_model
+    from core.runs.folder import RunFolder
 
     _, ensemble = runs
     paths, _, _ = new_images
     out = tmp_path / "pred.csv"
     assert main(["predict", str(ensemble), *map(str, paths), "--out", str(out), "--quiet"]) == 0
     rows = _read(out)
-    folds = sorted(p.name for p in (ensemble / "folds").iterdir())
+    run = RunFolder.existing(ensemble)
+    folds = [f.fold_id for f in run.finished_folds()]
     assert folds == ["r0-f0", "r0-f1"]
-    expected = _forward_probs([load_fold_model(ensemble, f) for f in folds], paths, 32)
+    expected = _forward_probs([run.fold_model(f) for f in folds], paths, 32)
     np.testing.assert_allclose([float(r["prob"]) for r in rows], expected, atol=1e-6)
     assert rows[0]["model"] == f"ensemble of 2 fold models of {ensemble.name}"
     # the fold models really differ, so the mean is not one of them
-    single = _forward_probs([load_fold_model(ensemble, "r0-f0")], paths, 32)
+    single = _forward_probs([run.fold_model("r0-f0")], paths, 32)
     assert not np.allclose(single, expected)
 
 
