@@ -27,6 +27,19 @@ class CohortSource:
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def core_source(self) -> Any:
+        """core's CohortSource (what validation and a run's RunConfig read), every
+        column as mapped here."""
+        from core.cohort.mapping import ColumnMapping, OutcomeMapping
+        from core.cohort.source import CohortSource as CoreSource
+
+        return CoreSource.from_mapping(
+            self.table,
+            ColumnMapping.from_json(self.mapping),
+            OutcomeMapping.from_json(self.outcome),
+            images_root=self.images_root or None,
+        )
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CohortSource:
         return cls(
@@ -45,15 +58,9 @@ def read_table_for_mapping(path: str) -> Any:
 
 def validate(source: CohortSource) -> Any:
     """Table-level validation (no decoding); runs on a worker thread."""
-    from core.cohort.loader import load_cohort
-    from core.cohort.mapping import ColumnMapping, OutcomeMapping
+    from core.cohort.loader import load_source
 
-    return load_cohort(
-        source.table,
-        images_root=source.images_root or None,
-        mapping=ColumnMapping.from_json(source.mapping),
-        outcome=OutcomeMapping.from_json(source.outcome),
-    )
+    return load_source(source.core_source())
 
 
 def guessed_source(table: str, frame: Any, images_root: str | None = None) -> CohortSource:

@@ -1,55 +1,21 @@
-"""How long a run will take, from a quick measured training step.
+"""How fast this machine trains, measured by a child process, for the duration estimate.
 
-Runs `bpd bench train --resolution N --batch-size B --steps S` as a child process (its
-last line is JSON {"images_per_s": ...}). Where that command does not exist, or fails,
-the estimate waits for the run's first epoch instead and says so.
+Runs `bpd bench train --resolution N --batch-size B --steps S` (its last line is JSON
+with "work_units_per_s"); the estimate itself is core's work model
+(core.training.estimate), the one the runner's progress and ETA use. Where the command
+does not exist, or fails, the estimate waits for the run's first epoch and says so.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QProcess, Signal
 
 from bpd_gui.jobs import job_client
 
 BENCH_STEPS = 3
-# Scoring a test image costs about a third of a training step (forward only).
-EVAL_COST = 1 / 3
-
-
-@dataclass(frozen=True)
-class RunShape:
-    n_images: int
-    n_patients: int
-    folds: int
-    repeats: int
-    epochs: int  # fine-tuning epochs
-    probe_epochs: int  # 0 without a probe
-    eval_every_epoch: bool
-
-
-def images_processed(shape: RunShape) -> float:
-    """Training-step equivalents over the whole run (test scoring weighted by EVAL_COST)."""
-    k = max(shape.folds, 2)
-    train_imgs = shape.n_images * (k - 1) / k
-    test_imgs = shape.n_patients / k
-    evals = shape.epochs if shape.eval_every_epoch else 1
-    # the probe trains the head on features computed once per image: ~one forward pass
-    probe = shape.n_images * EVAL_COST if shape.probe_epochs else 0.0
-    per_fold = train_imgs * shape.epochs + probe + test_imgs * evals * EVAL_COST
-    return per_fold * k * shape.repeats
-
-
-def estimate_seconds(shape: RunShape, images_per_s: float) -> float:
-    return images_processed(shape) / max(images_per_s, 1e-9)
-
-
-def estimate_from_epoch(shape: RunShape, epoch_seconds: float) -> float:
-    """From the first fine-tuning epoch's measured time (the fallback)."""
-    return epoch_seconds * shape.epochs * max(shape.folds, 2) * shape.repeats * (1 + EVAL_COST)
 
 
 def parse_bench_output(text: str) -> float | None:
@@ -58,7 +24,7 @@ def parse_bench_output(text: str) -> float | None:
             data = json.loads(line)
         except ValueError:
             continue
-        value = data.get("images_per_s") if isinstance(data, dict) else None
+        value = data.get("work_units_per_s") if isinstance(data, dict) else None
         if isinstance(value, int | float) and math.isfinite(value) and value > 0:
             return float(value)
         return None
@@ -66,7 +32,7 @@ def parse_bench_output(text: str) -> float | None:
 
 
 class BenchRunner(QObject):
-    """One measurement at a time; emits images/s or a reason it could not measure."""
+    """One measurement at a time; emits work units/s or a reason it could not measure."""
 
     measured = Signal(float)
     unavailable = Signal(str)

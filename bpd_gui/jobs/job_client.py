@@ -2,23 +2,23 @@
 
 Jobs run as detached child processes (`python -m core.cli.main ...`), with stdout and
 stderr sent to log files, so that the app can quit while a run goes on and reattach
-later by the pid in state.json. A frozen app swaps `base_command()` for its own
-executable in worker mode.
+later by the pid the run records in its state (core.runs.folder.RunFolder). A frozen
+app swaps `base_command()` for its own executable in worker mode.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QProcessEnvironment
 
 from core import paths
+from core.errors import InputError
+from core.runs.folder import RunFolder
 
 
 def base_command() -> list[str]:
@@ -43,66 +43,16 @@ def stdout_log(run_dir: Path) -> Path:
     return logs_dir() / f"{Path(run_dir).name}.stdout.log"
 
 
-@dataclass(frozen=True)
-class TrainRequest:
-    """Everything the Train view's form and the cohort say about one run."""
-
-    table: str
-    outcome: str
-    positive: tuple[str, ...]
-    negative: tuple[str, ...] = ()
-    negative_rest: bool = False  # every other recorded value negative (--negative-rest)
-    images_root: str | None = None
-    patient_col: str | None = None
-    image_col: str | None = None
-    preset: str | None = None
-    init: str | None = None
-    strategy: str | None = None
-    cutmix: bool | None = None
-    folds: int | None = None
-    repeats: int | None = None
-    epochs: int | None = None
-    resolution: int | None = None
-    batch_size: int | None = None
-    device: str | None = None
-
-    def to_json(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
-
-    @classmethod
-    def from_json(cls, data: dict) -> TrainRequest:
-        data = dict(data)
-        for key in ("positive", "negative"):
-            data[key] = tuple(data.get(key) or ())
-        return cls(**data)
+def run_config_file(run_dir: Path) -> Path:
+    """Where the app writes the RunConfig a new run starts from (beside its logs)."""
+    return logs_dir() / f"{Path(run_dir).name}.run-config.json"
 
 
-def train_arguments(req: TrainRequest, run_dir: Path) -> list[str]:
-    args = ["train", req.table, "--outcome", req.outcome, "--positive", *req.positive]
-    if req.negative:
-        args += ["--negative", *req.negative]
-    if req.negative_rest:
-        args.append("--negative-rest")
-    for flag, value in (
-        ("--images-root", req.images_root),
-        ("--patient-col", req.patient_col),
-        ("--image-col", req.image_col),
-        ("--preset", req.preset),
-        ("--init", req.init),
-        ("--strategy", req.strategy),
-        ("--folds", req.folds),
-        ("--repeats", req.repeats),
-        ("--epochs", req.epochs),
-        ("--resolution", req.resolution),
-        ("--batch-size", req.batch_size),
-        ("--device", req.device),
-    ):
-        if value is not None and value != "":
-            args += [flag, str(value)]
-    if req.cutmix is not None:
-        args.append("--cutmix" if req.cutmix else "--no-cutmix")
-    # --quiet: no progress bar in the stderr log, so its tail shows only what went wrong
-    return [*args, "--out", str(run_dir), "--quiet"]
+def train_arguments(config_file: Path, run_dir: Path) -> list[str]:
+    """`bpd train --config FILE`: the RunConfig holds the recipe, the cohort and the
+    options. --quiet: no progress bar in the stderr log, so its tail shows only what
+    went wrong."""
+    return ["train", "--config", str(config_file), "--out", str(run_dir), "--quiet"]
 
 
 def resume_arguments(run_dir: Path) -> list[str]:
@@ -195,7 +145,7 @@ JOB_MARKERS = ("core.cli", "bpd", "train", "resume")
 
 
 def looks_like_job(pid: int) -> bool:
-    """A live pid from state.json may have been reused by an unrelated program after a
+    """A live pid from a run's state may have been reused by an unrelated program after a
     reboot; where /proc says what it runs, it must be a `bpd` job."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -211,18 +161,20 @@ def request_stop(pid: int) -> None:
 
 
 def read_state(run_dir: Path) -> dict:
+    """The run's recorded state ({status, pid, updated, error}); {} if it has none or
+    cannot be read (the app shows what the event stream says instead)."""
     try:
-        return json.loads((Path(run_dir) / "state.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return RunFolder(run_dir).state()
+    except (OSError, InputError):
         return {}
 
 
 def read_summary(run_dir: Path) -> dict | None:
+    """The finished run's summary, None until there is a readable one."""
     try:
-        data = json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return RunFolder(run_dir).summary()
+    except (OSError, InputError):
         return None
-    return data if isinstance(data, dict) else None
 
 
 def stderr_tail(run_dir: Path, max_chars: int = 4000) -> str:

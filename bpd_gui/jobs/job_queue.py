@@ -1,36 +1,28 @@
 """All runs the app knows: past ones found on disk, queued ones, and the one running.
 
 Queued runs start one at a time, in order. On start-up `discover` lists past runs and
-reattaches to any whose state.json says "running" with a live pid.
+reattaches to any whose recorded state says "running" with a live pid.
 """
 
 from __future__ import annotations
 
-import re
-import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
 from bpd_gui.jobs import job_client
 from bpd_gui.jobs.run_job import RunJob
+from core.runs.folder import RunFolder, default_run_dir
+from core.runs.run_config import RunConfig
 
 
 def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and any(
-        (path / name).exists() for name in ("events.jsonl", "state.json", "config.json")
-    )
+    return RunFolder.looks_like_run(path)
 
 
 def new_run_dir(parent: Path, name: str) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name.strip()).strip("-") or "run"
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    candidate = parent / f"{stamp}-{slug}"
-    n = 2
-    while candidate.exists():
-        candidate = parent / f"{stamp}-{slug}-{n}"
-        n += 1
-    return candidate
+    """A new run folder under PARENT, named as `bpd train` names its runs."""
+    return default_run_dir(name, parent)
 
 
 class JobQueue(QObject):
@@ -75,8 +67,8 @@ class JobQueue(QObject):
         return [self.open_run(p) for p in found]
 
     # --- queue --------------------------------------------------------------------------
-    def enqueue_train(self, request: job_client.TrainRequest, run_dir: Path) -> RunJob:
-        job = self._add(RunJob(run_dir, request))
+    def enqueue_train(self, run_config: RunConfig, run_dir: Path) -> RunJob:
+        job = self._add(RunJob(run_dir, run_config))
         job.queue_train()
         self._queue.append(job)
         self.changed.emit()
@@ -88,9 +80,11 @@ class JobQueue(QObject):
         (e.g. bad input) is started again from its settings instead."""
         if job.is_active or job.is_queued:
             return
-        if (job.run_dir / "config.json").is_file():
+        if RunFolder(job.run_dir).has_config:
             job.queue_resume()
-        elif job.request is not None and not (job.run_dir.exists() and any(job.run_dir.iterdir())):
+        elif job.run_config is not None and not (
+            job.run_dir.exists() and any(job.run_dir.iterdir())
+        ):
             job.queue_train()
         else:
             self.start_failed.emit(job, f"{job.run_dir} has no config.json; it cannot be resumed.")

@@ -12,10 +12,14 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from bpd_gui.jobs import job_client
-from bpd_gui.jobs.events_tail import read_new_events
-from bpd_gui.jobs.run_progress import RunProgress
+from core.runs.events import read_events_from
+from core.runs.run_config import RunConfig
+from core.runs.run_progress import RunProgress
 
 POLL_MS = 250
+# Cap one poll's read so a huge backlog (reattaching to a long run) is consumed in slices
+# and the GUI thread never parses megabytes in one go.
+MAX_CHUNK_BYTES = 512 * 1024
 TERMINAL = ("finished", "cancelled", "failed")
 
 
@@ -23,10 +27,10 @@ class RunJob(QObject):
     updated = Signal()  # new events arrived (progress changed)
     ended = Signal(str)  # the process is gone: finished / cancelled / failed
 
-    def __init__(self, run_dir: Path, request: job_client.TrainRequest | None = None, parent=None):
+    def __init__(self, run_dir: Path, run_config: RunConfig | None = None, parent=None):
         super().__init__(parent)
         self.run_dir = Path(run_dir)
-        self.request = request
+        self.run_config = run_config  # what a new run starts from (None: an existing run)
         self.pending_arguments: list[str] | None = None  # what to run when the queue says so
         self.pid: int | None = None
         self._popen = None  # subprocess.Popen when this app started the process
@@ -64,10 +68,13 @@ class RunJob(QObject):
 
     # --- life cycle -----------------------------------------------------------------
     def queue_train(self) -> None:
-        assert self.request is not None
+        """`bpd train --config FILE` with this job's RunConfig, written atomically
+        beside the app's job logs."""
+        assert self.run_config is not None
         if not self.events_path.exists():  # a fresh start (again): forget an earlier failure
             self.progress, self._offset = RunProgress(), 0
-        self.pending_arguments = job_client.train_arguments(self.request, self.run_dir)
+        config_file = self.run_config.write(job_client.run_config_file(self.run_dir))
+        self.pending_arguments = job_client.train_arguments(config_file, self.run_dir)
 
     def queue_resume(self) -> None:
         self.pending_arguments = job_client.resume_arguments(self.run_dir)
@@ -95,7 +102,7 @@ class RunJob(QObject):
     def load_history(self) -> None:
         """Read everything written so far (finished runs, or catching up on attach)."""
         while True:
-            events, offset = read_new_events(self.events_path, self._offset)
+            events, offset = read_events_from(self.events_path, self._offset, MAX_CHUNK_BYTES)
             if offset == self._offset:
                 break
             self._offset = offset
@@ -118,7 +125,9 @@ class RunJob(QObject):
             self.updated.emit()
 
     def poll(self) -> None:
-        events, self._offset = read_new_events(self.events_path, self._offset)
+        events, self._offset = read_events_from(
+            self.events_path, self._offset, MAX_CHUNK_BYTES
+        )
         if events:
             self.progress.apply_all(events)
             self.updated.emit()

@@ -21,8 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from bpd_gui.cohort_session import CohortSession
-from bpd_gui.jobs import job_client
-from bpd_gui.jobs.estimate import BenchRunner, RunShape, estimate_seconds
+from bpd_gui.jobs.estimate import BenchRunner
 from bpd_gui.jobs.job_queue import JobQueue, is_run_dir, new_run_dir
 from bpd_gui.jobs.run_job import RunJob
 from bpd_gui.jobs.run_progress import format_duration
@@ -31,6 +30,9 @@ from bpd_gui.widgets.run_list import RunList
 from bpd_gui.widgets.run_panel import RunPanel
 from bpd_gui.widgets.train_form import TrainForm
 from core import paths
+from core.errors import InputError
+from core.runs.run_config import RunConfig
+from core.training.estimate import estimate_seconds
 
 REDRAW_MS = 300  # plots redraw at most this often, however fast events arrive
 
@@ -141,43 +143,29 @@ class TrainView(QWidget):
         self.update_estimate()
         self._update_buttons()
 
-    def _shape(self) -> RunShape | None:
-        cohort = self.session.cohort
-        if cohort is None:
-            return None
-        cfg = self.form.config()
-        return RunShape(
-            n_images=cohort.n_images,
-            n_patients=cohort.n_patients,
-            folds=cfg.cv_folds,
-            repeats=cfg.cv_repeats,
-            epochs=cfg.epochs if cfg.finetune_strategy else 0,
-            probe_epochs=cfg.probe_epochs if cfg.uses_probe else 0,
-            eval_every_epoch=cfg.eval_every_epoch,
-        )
-
     def _speed_key(self) -> tuple:
-        s = self.form.settings()
-        return (s["resolution"], s["batch_size"], s["device"])
+        cfg = self.form.config()
+        return (cfg.resolution, cfg.batch_size, cfg.device)
 
     def update_estimate(self) -> None:
-        shape, speed = self._shape(), self._speed.get(self._speed_key())
+        """core's work model (core.training.estimate) at the measured work units/s."""
+        cohort, speed = self.session.cohort, self._speed.get(self._speed_key())
         if self.bench.running():
             self.estimate_label.setText("Measuring a few training steps…")
-        elif shape is None:
+        elif cohort is None:
             self.estimate_label.setText("Duration: open a cohort to estimate.")
         elif speed is None:
             self.estimate_label.setText("Duration: press Measure speed for an estimate.")
         else:
-            secs = estimate_seconds(shape, speed)
+            secs = estimate_seconds(self.form.config(), cohort.n_patients, cohort.n_images, speed)
             self.estimate_label.setText(
                 f"Estimated duration: about <b>{format_duration(secs)}</b> "
-                f"(measured {speed:.1f} images/s at these settings)"
+                f"(measured {speed:.0f} work units/s at these settings)"
             )
 
     def measure_speed(self) -> None:
-        s = self.form.settings()
-        self.bench.measure(s["resolution"], s["batch_size"], s["device"])
+        cfg = self.form.config()
+        self.bench.measure(cfg.resolution, cfg.batch_size, cfg.device)
         self.estimate_button.setEnabled(False)
         self.update_estimate()
 
@@ -193,7 +181,9 @@ class TrainView(QWidget):
         )
 
     # --- starting runs ----------------------------------------------------------------
-    def build_request(self) -> job_client.TrainRequest:
+    def build_run_config(self) -> RunConfig:
+        """The form's recipe and the Cohort page's source, as the RunConfig the run's
+        `bpd train --config FILE` starts from (every column as the user mapped it)."""
         src = self.session.source
         if src is None or self.session.cohort is None:
             raise ValueError("Open and check a cohort first (Cohort page).")
@@ -202,50 +192,25 @@ class TrainView(QWidget):
                 "The cohort needs at least two patients of each outcome to train. "
                 "Check the outcome mapping on the Cohort page."
             )
-        s = self.form.settings()
-        patient_col, image_col = self._columns_differing_from_guess(src.mapping)
-        return job_client.TrainRequest(
-            table=src.table,
-            outcome=src.mapping["outcome"],
-            positive=tuple(src.outcome["positive"]),
-            negative=tuple(src.outcome.get("negative") or ()),
-            negative_rest=bool(src.outcome.get("negative_rest")),
-            images_root=src.images_root,
-            patient_col=patient_col,
-            image_col=image_col,
-            preset=s["preset"], init=s["init"], strategy=s["strategy"], cutmix=s["cutmix"],
-            folds=s["folds"], repeats=s["repeats"], epochs=s["epochs"],
-            resolution=s["resolution"], batch_size=s["batch_size"], device=s["device"],
-        )  # fmt: skip
-
-    def _columns_differing_from_guess(self, mapping: dict) -> tuple[str | None, str | None]:
-        """`bpd train` guesses the id and image columns from the header as the app does;
-        only a column the user chose differently is passed on."""
-        from core.cohort.mapping import guess_mapping
-
-        frame = self.session.frame
-        guess = guess_mapping(list(frame.columns)) if frame is not None else None
-        patient, image = mapping.get("patient_id") or None, mapping.get("image") or None
-        if guess is not None and patient == (guess.patient_id or None):
-            patient = None
-        if guess is not None and image == guess.image:
-            image = None
-        return patient, image
+        try:
+            return RunConfig(self.form.config(), src.core_source())
+        except InputError as exc:  # e.g. no positive value mapped yet
+            raise ValueError(str(exc)) from None
 
     def start_run(self) -> RunJob | None:
         try:
-            request = self.build_request()
+            run_config = self.build_run_config()
         except ValueError as exc:
             show_error(self, "Cannot start the run", str(exc))
             return None
-        from bpd_gui.widgets.weights_panel import missing_weights_message, request_init
+        from bpd_gui.widgets.weights_panel import missing_weights_message
 
-        missing = missing_weights_message(request_init(request))
+        missing = missing_weights_message(run_config.train.init)
         if missing:  # refused here, not 15 s later with a traceback from the job
             show_error(self, "Pretrained weights missing", missing)
             return None
         run_dir = new_run_dir(paths.runs_dir(), self.form.run_name())
-        job = self.queue.enqueue_train(request, run_dir)
+        job = self.queue.enqueue_train(run_config, run_dir)
         self.runs.select_job(job)  # shows it, through the selection
         return job
 

@@ -1,4 +1,5 @@
-"""The run settings form. Defaults are the paper's; each tooltip says where a value comes from."""
+"""The run settings form. Defaults are the paper's; each tooltip says where a value comes
+from (docs/method.md) and takes its numbers from core's presets."""
 
 from __future__ import annotations
 
@@ -18,24 +19,44 @@ from PySide6.QtWidgets import (
 
 from core.training.config import DEVICES, INITS, PRESETS, STRATEGIES, TrainConfig, preset
 
+
+def _preset_tip() -> str:
+    """From the presets themselves, so the tooltip cannot disagree with the code."""
+    fast = preset("cpu-fast")
+    return (
+        "paper: the published recipe (docs/method.md).\n"
+        f"cpu-fast: {fast.resolution} px, {fast.cv_folds} folds × {fast.cv_repeats}, a "
+        f"{fast.probe_epochs}-epoch probe on cached features, then {fast.epochs} fine-tuning "
+        f"epochs, batch {fast.batch_size} — minutes on a CPU (docs/method.md, cpu-fast)."
+    )
+
+
+_PAPER = preset("paper")
 TIPS = {
-    "preset": "paper: the published recipe unchanged (METHOD.md).\n"
-    "cpu-fast: 128 px, 1 repeat, 6 fine-tuning epochs, batch 16 — minutes on a CPU.",
-    "init": "METHOD.md, Model: in-domain torchxrayvision resnet50-res512-all (xrv, adult chest "
-    "X-rays) vs ImageNet IMAGENET1K_V2; random as a control. Paper: xrv (AUROC 0.783 vs 0.717).",
-    "strategy": "METHOD.md, Progressive layer freezing / Linear probing: best configuration is a "
-    "10-epoch linear probe, then progressive unfreezing (layer4 at 0.1·E, layer3 at 0.3·E, "
-    "layer2 at 0.6·E) with discriminative learning rates.",
-    "cutmix": "METHOD.md, Augmentation: CutMix per batch with p 0.5, alpha 1, during fine-tuning "
-    "only (the probe runs without it).",
-    "folds": "METHOD.md, Evaluation: 5-fold cross-validation split by patient.",
-    "repeats": "METHOD.md, Evaluation: the 5-fold split is repeated 6 times (6 × 5 = 30 folds).",
-    "epochs": "METHOD.md: 20 fine-tuning epochs after a 10-epoch linear probe (30 without the "
-    "probe). No early stopping: the last epoch's model is scored.",
-    "resolution": "METHOD.md, Preprocessing: 512 × 512, the adult-CXR backbone's training "
-    "resolution. Smaller is much faster (compute grows with pixels).",
-    "device": "auto picks CUDA, then Apple MPS, then CPU. Mixed precision on GPU.",
-    "batch_size": "METHOD.md: batch size 8.",
+    "preset": _preset_tip(),
+    "init": "docs/method.md, Model: in-domain torchxrayvision resnet50-res512-all (xrv, adult "
+    "chest X-rays) vs ImageNet IMAGENET1K_V2; random as a control. Paper: xrv "
+    "(AUROC 0.783 vs 0.717).",
+    "strategy": "docs/method.md, Progressive layer freezing / Linear probing: the best "
+    f"configuration is a {_PAPER.probe_epochs}-epoch linear probe, then progressive "
+    f"unfreezing (layer4 at {_PAPER.unfreeze_layer4}·E, layer3 at {_PAPER.unfreeze_layer3}·E, "
+    f"layer2 at {_PAPER.unfreeze_layer2}·E) with discriminative learning rates.",
+    "cutmix": f"docs/method.md, Augmentation: CutMix per batch with p {_PAPER.cutmix_finetune.p}, "
+    f"alpha {_PAPER.cutmix_finetune.alpha:g}, during fine-tuning only (the probe runs without it).",
+    "folds": f"docs/method.md, Evaluation: {_PAPER.cv_folds}-fold cross-validation split by "
+    "patient.",
+    "repeats": f"docs/method.md, Evaluation: the {_PAPER.cv_folds}-fold split is repeated "
+    f"{_PAPER.cv_repeats} times ({_PAPER.cv_repeats} × {_PAPER.cv_folds} = "
+    f"{_PAPER.cv_repeats * _PAPER.cv_folds} folds).",
+    "epochs": f"docs/method.md: {_PAPER.epochs} fine-tuning epochs after a "
+    f"{_PAPER.probe_epochs}-epoch linear probe. No early stopping: the last epoch's model is "
+    "scored.",
+    "resolution": f"docs/method.md, Preprocessing: {_PAPER.resolution} × {_PAPER.resolution}, "
+    "the adult-CXR backbone's training resolution. Smaller is much faster (compute grows with "
+    "pixels).",
+    "device": "auto picks CUDA, then Apple MPS, then CPU. Mixed precision on GPU and on CPUs "
+    "with bfloat16.",
+    "batch_size": f"docs/method.md: batch size {_PAPER.batch_size}.",
     "name": "The run folder is <date>-<time>-<name> under the runs folder.",
 }
 
@@ -116,7 +137,8 @@ class TrainForm(QWidget):
         self.changed.emit()
 
     def config(self) -> TrainConfig:
-        """The settings as a TrainConfig (used for the estimate; the CLI builds its own)."""
+        """The settings as a TrainConfig: the recipe of the RunConfig a run starts from
+        (and of the duration estimate)."""
         cfg = self._config.replace(
             init=self.init.currentText(),
             strategy=self.strategy.currentText(),
@@ -134,20 +156,6 @@ class TrainForm(QWidget):
         return self.name.text().strip() or (
             f"{self.init.currentText()}-{self.strategy.currentText().replace('+', '-')}"
         )
-
-    def settings(self) -> dict[str, Any]:
-        return {
-            "preset": self.preset.currentText(),
-            "init": self.init.currentText(),
-            "strategy": self.strategy.currentText(),
-            "cutmix": self.cutmix.isChecked(),
-            "folds": self.folds.value(),
-            "repeats": self.repeats.value(),
-            "epochs": self.epochs.value(),
-            "resolution": self.resolution.value(),
-            "batch_size": self.batch_size.value(),
-            "device": self.device.currentText(),
-        }
 
 
 def _spin(lo: int, hi: int, step: int = 1) -> QSpinBox:

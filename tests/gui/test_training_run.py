@@ -4,17 +4,19 @@ an event loop that never stalls, Cancel, Resume, and the finished summary.
 Tiny on purpose: 12 demo patients, 32 px, random init, 2 folds, 3 epochs, CPU.
 """
 
-import importlib.util
+import json
 import time
 
 import pytest
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 
+from bpd_gui.jobs import job_client
 from core import paths
 from core.cohort.table import read_table
+from core.runs.folder import RunFolder
+from core.runs.run_config import RunConfig
 
-if importlib.util.find_spec("core.cli.train_cmd") is None:  # the engine lands separately
-    pytest.skip("`bpd train` is not in this checkout yet", allow_module_level=True)
+pytestmark = pytest.mark.slow  # real training runs (CI runs them too)
 
 N_PER_CLASS = 6
 
@@ -115,7 +117,14 @@ def test_tiny_run_live_cancel_resume_finish(window, qtbot, tmp_path):
     assert job.progress.status == "finished", job.progress.error
     summary = job.progress.summary
     assert summary["n_patients"] == 2 * N_PER_CLASS
-    assert 0.0 <= summary["auroc"]["mean"] <= 1.0
+    assert summary["n_folds"] == 2 and summary["auroc"]["n"] == 2  # both folds scored
+    # the app started `bpd train --config FILE`, FILE the form's RunConfig
+    config_file = job_client.run_config_file(job.run_dir)
+    started = RunConfig.from_json(json.loads(config_file.read_text()))
+    assert started.train == train.form.config()
+    assert started.cohort.table == str(table) and started.cohort.outcome.column == "diagnosis"
+    recorded = RunConfig.from_json(RunFolder(job.run_dir).config())
+    assert recorded.train == started.train and recorded.cohort == started.cohort
     counts = train.panel.plots.point_counts()
     assert counts["auroc_mean"] >= 1 and counts["auroc_r0-f1"] >= 1
     results = window.pages["results"].table
