@@ -2,7 +2,6 @@
 
 from PySide6.QtWidgets import QDialogButtonBox
 
-from bpd_gui.jobs.job_client import TrainRequest, train_arguments
 from core.cohort.mapping import OutcomeMapping
 from core.cohort.table import read_table
 
@@ -46,8 +45,18 @@ def test_a_remembered_negative_rest_mapping_reopens_ticked(qtbot, tmp_path):
     assert dialog.outcome_choices()["mild"] == "negative"  # not named, counted negative
 
 
-def test_the_train_command_gets_negative_rest_only_when_ticked():
-    base = dict(table="t.csv", outcome="BPD grade", positive=("severe",), negative=("no BPD",))
-    assert "--negative-rest" not in train_arguments(TrainRequest(**base), "run")
-    args = train_arguments(TrainRequest(**base, negative_rest=True), "run")
-    assert "--negative-rest" in args and args[args.index("--negative") + 1] == "no BPD"
+def test_the_tick_reaches_the_runs_cohort_source(qtbot, tmp_path):
+    """What a run started from the app records: config.json's cohort_source outcome."""
+    from bpd_gui.dialogs.mapping_dialog import MappingDialog
+    from core.cohort.source import CohortSource
+
+    dialog = MappingDialog(_frame(tmp_path))
+    qtbot.addWidget(dialog)
+    for ticked in (False, True):
+        dialog.negative_rest.setChecked(ticked)
+        source = CohortSource.from_mapping(
+            "cohort.csv", dialog.column_mapping(), dialog.outcome_mapping()
+        )
+        assert source.outcome.negative_rest is ticked
+        assert source.to_json()["outcome"]["negative_rest"] is ticked
+        assert CohortSource.from_json(source.to_json()) == source
