@@ -4,7 +4,7 @@ All randomness comes from one `torch.Generator`, so a fold's augmentation stream
 reproducible and can be checkpointed (generator state) and resumed.
 
 - `augment_batch`: rotation, horizontal flip and random resized crop as one affine
-  resampling per image; Gaussian blur; random pixel masking (METHOD.md numbers).
+  resampling per image; Gaussian blur; random pixel masking (numbers: docs/method.md).
 - `cutmix`: paste a box from a shuffled partner; lambda is recomputed from the box
   actually pasted (after clipping at the border); `mixed_bce` is the matching loss.
 """

@@ -1,4 +1,4 @@
-"""Training settings: every number of the method (METHOD.md) is a field here.
+"""Training settings: every number of the method (docs/method.md) is a field here.
 
 `TrainConfig` round-trips to JSON (config.json of a run is enough to repeat it).
 Two presets: `paper` (the published recipe, unchanged) and `cpu-fast` (a recipe a
@@ -51,7 +51,7 @@ class AugmentConfig:
 
 @dataclass
 class TrainConfig:
-    """One training recipe. Defaults are the paper's (METHOD.md)."""
+    """One training recipe. Defaults are the paper's (docs/method.md)."""
 
     # model
     init: str = "xrv"
@@ -196,9 +196,10 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
 
 
 def paper_preset() -> TrainConfig:
-    """Exactly METHOD.md: xrv init, 512 px, linear probe 10 epochs (no CutMix, no
-    augmentation) then progressive fine-tuning 20 epochs with CutMix, batch 8,
-    6 x repeated stratified patient-grouped 5-fold CV."""
+    """The published recipe (docs/method.md): xrv init, 512 px, linear probe 10 epochs
+    (no CutMix, no augmentation) then progressive fine-tuning 20 epochs with CutMix,
+    batch 8, 6 x repeated stratified patient-grouped 5-fold CV. Where it departs from
+    the paper (probe on cached features, stratified folds): docs/method.md."""
     return TrainConfig()
 
 
