@@ -40,7 +40,10 @@ class CacheWriteError(InputError):
 
 
 def cache_write_message(root: str | Path, exc: OSError) -> str:
-    why = exc.strerror or type(exc).__name__
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        why = "a file stands where one of its folders belongs"
+    else:
+        why = exc.strerror or type(exc).__name__
     return (
         f"cannot write the image cache in {root} ({why}); free disk space there or make "
         "the folder writable, or set BPD_STUDIO_HOME to a folder with room (the cache is "
@@ -93,7 +96,7 @@ class ImageCache:
             with open(path, "rb") as fh:
                 n = fh.readinto(memoryview(out).cast("B"))
                 complete = n == out.nbytes and not fh.read(1)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return False
         except OSError as exc:
             log.warning("cache entry %s unreadable (%s); decoding again", sha, exc)
@@ -105,6 +108,16 @@ class ImageCache:
     def get(self, sha: str, cfg: PreprocessConfig) -> np.ndarray | None:
         out = np.empty((cfg.resolution, cfg.resolution), dtype=np.uint16)
         return out if self.get_into(sha, cfg, out) else None
+
+    @_writing
+    def check_writable(self, cfg: PreprocessConfig) -> None:
+        """Fail before any decoding when no entry could be stored (a read-only folder, a
+        file where the folder belongs); a disk filling up later fails at put()."""
+        folder = self.root / "pixels" / _key(cfg)
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
 
     @_writing
     def put(self, sha: str, cfg: PreprocessConfig, pixels: np.ndarray) -> None:

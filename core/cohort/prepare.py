@@ -135,6 +135,8 @@ def prepare_images(
         done += 1
         report(done)
 
+    if misses:
+        cache.check_writable(cfg)
     for res in _decode_all(misses, cfg, cache.root, workers):
         if res.fatal:
             raise CacheWriteError(res.fatal)
@@ -183,10 +185,14 @@ def _decode_all(misses, cfg, cache_root: Path, workers: int | None):
     try:
         with ProcessPoolExecutor(n_workers, mp_context=_pool_context()) as pool:
             futures = [pool.submit(_decode_chunk, c, cfg, str(cache_root)) for c in chunks]
-            for fut in futures:
-                for res in fut.result():
-                    finished.add(res.index)
-                    yield res
+            try:
+                for fut in futures:
+                    for res in fut.result():
+                        finished.add(res.index)
+                        yield res
+            except GeneratorExit:  # the caller stopped (the cache is full): drop the rest
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     except (BrokenProcessPool, OSError) as exc:
         # Embedded interpreters, frozen apps or a killed worker: slower, but finish.
         log.warning("decoding processes failed (%s); decoding in this process", exc)

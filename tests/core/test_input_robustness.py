@@ -400,6 +400,23 @@ def test_a_full_disk_while_caching_is_a_clear_error(site, studio_home, capsys, m
     assert "cannot write the image cache" in err and "No space left on device" in err
 
 
+def test_cache_errors_in_decoding_processes_stop_the_import_at_once(studio_home, capsys):
+    """The demo cohort through a pool of 2 processes; every entry's folder is blocked by
+    a file, so each worker's put fails: the first failure ends the import with exit 2."""
+    from core import paths
+
+    blocked = studio_home / "cache" / "pixels" / PreprocessConfig(resolution=32).key()
+    blocked.mkdir(parents=True)
+    for i in range(256):  # entries live in pixels/<key>/<first two hex digits>/
+        (blocked / f"{i:02x}").write_text("not a folder")
+    code = main(["cohort", "check", str(paths.demo_cohort_table()), "--positive", "PNEUMONIA",
+                 "--negative", "NORMAL", "--resolution", "32", "--workers", "2"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.count("cannot write the image cache") == 1
+    assert "a file stands where one of its folders belongs" in err
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_a_read_only_cache_folder_is_a_clear_error(site, tmp_path):
     cache_root = tmp_path / "ro-cache"
