@@ -122,3 +122,11 @@ def test_explain_reads_an_old_runs_folds(old_run_with_models):
             assert ex.fold_prob(fold_id, pid) == float(row["prob"])
             assert ex.label(fold_id, pid) == int(row["label"])
         assert isinstance(ex.model(fold_id), torch.nn.Module)
+
+
+def test_the_app_lists_an_old_run(old_run):
+    from bpd_gui.jobs import job_client, job_queue
+
+    assert job_queue.is_run_dir(old_run)
+    assert job_client.read_state(old_run)["status"] == "finished"
+    assert job_client.read_summary(old_run)["n_patients"] == 10
