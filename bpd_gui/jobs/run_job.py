@@ -152,7 +152,7 @@ class RunJob(QObject):
         self.ended.emit(self.progress.status)
 
     def _settle_without_process(self, state: dict) -> None:
-        """No process and no terminal event: trust state.json, else report a crash."""
+        """No process and no terminal event: trust the run's recorded state, else report a crash."""
         status = state.get("status")
         if self._stop_requested and status not in ("finished", "failed"):
             # stopped on request, possibly before the job could record it itself

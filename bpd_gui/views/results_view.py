@@ -1,4 +1,4 @@
-"""Results page (part 1): every known run with its summary.json, one row per run."""
+"""Results page (part 1): every known run with its summary, one row per run."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class ResultsView(QWidget):
             ["Run", "Status", *metric_titles, "Pooled AUROC", "Patients", "Folds", "Settings"]
         )
         note = QLabel(
-            "Mean ± SD over cross-validation folds (summary.json of each run). Per-infant "
+            "Mean ± SD over cross-validation folds (the summary of each run). Per-infant "
             "review, reports and comparisons: <i>coming in a later version</i> "
             "(until then: <code>bpd report RUN_DIR</code>, <code>bpd compare A B</code>)."
         )

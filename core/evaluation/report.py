@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import atomic_write_text
-from core.scoring.metrics import METRIC_NAMES, binary_metrics, summarize_folds
 from core.evaluation.report_html import caveat_html, e, mean_sd, num, table
 from core.evaluation.report_plots import calibration_section, history_section, roc_section
 from core.evaluation.run_data import RunData, load_run
+from core.scoring.metrics import METRIC_NAMES, binary_metrics, summarize_folds
 
 NOTICE = (
     "Research use only. Not a medical device: these numbers describe a cross-validated "

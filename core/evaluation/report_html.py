@@ -46,7 +46,7 @@ def table(
 
 
 def caveat_html(run: Any) -> str:
-    """The small-cohort caveat (core.runs.summary) as a notice, or "": from summary.json,
+    """The small-cohort caveat (core.runs.summary) as a notice, or "": from the run's summary,
     or computed from the folds for a run written before summaries carried it."""
     from core.runs.summary import small_cohort_caveat
 

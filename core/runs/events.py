@@ -146,7 +146,7 @@ class RunWarning(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class RunFinished(Event):
-    """summary: the content of summary.json."""
+    """summary: the run's summary as written (RunFolder.summary())."""
 
     type: ClassVar[str] = "run_finished"
     summary: dict[str, Any] = field(default_factory=dict)

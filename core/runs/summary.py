@@ -1,4 +1,4 @@
-"""Run-level results from the folds: out-of-fold predictions and summary.json."""
+"""Run-level results from the folds: pooled out-of-fold predictions and the run summary."""
 
 from __future__ import annotations
 
@@ -38,14 +38,14 @@ def prediction_fields(n_repeats: int) -> list[str]:
 
 # A test fold with fewer positives or negatives than this gives an AUROC that moves in
 # steps of 1/(pos x neg) and a bootstrap CI that collapses (4 patients: 1.000, CI
-# 1.000-1.000): the run's numbers then get a caveat (summary.json, CLI, report).
+# 1.000-1.000): the run's numbers then get a caveat (run summary, CLI, report).
 MIN_PER_CLASS_PER_TEST_FOLD = 5
 
 
 def fold_test_counts(
     fold_results: list[dict[str, Any]], pooled: list[dict[str, Any]]
 ) -> list[tuple[int, int]]:
-    """(positives, negatives) in each fold's test set, from fold.json's test_patients
+    """(positives, negatives) in each fold's test set, from each fold record's test_patients
     and the pooled labels."""
     label = {str(r["patient_id"]): int(r["label"]) for r in pooled}
     counts = []

@@ -1,4 +1,4 @@
-"""Clinical baselines on the image model's own folds, for summary.json["baselines"].
+"""Clinical baselines on the image model's own folds, for the run summary's "baselines".
 
 - IRDS grade alone as the score (higher grade = more likely BPD), AUROC per test fold:
   the paper's "IRDS grade alone, 0.57 +- 0.11" row. It needs no fitting, so the
@@ -178,8 +178,8 @@ def clinical_baselines(patients: list[Patient], splits: list[Split]) -> dict:
 
 
 def baselines_for_folds(patients: list[Patient], fold_infos: list[dict]) -> dict:
-    """`clinical_baselines` on a run's folds as written in folds/*/fold.json (dicts with
+    """`clinical_baselines` on a run's folds as the fold records hold them (dicts with
     fold_id, train_patients, test_patients): the one call a runner needs before it
-    writes summary.json["baselines"]."""
+    writes the summary's "baselines"."""
     splits = [(f["fold_id"], f["train_patients"], f["test_patients"]) for f in fold_infos]
     return clinical_baselines(patients, splits)
