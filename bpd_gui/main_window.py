@@ -54,7 +54,7 @@ class MainWindow(QMainWindow):
             "results": ResultsView(self.queue),
             "review": ReviewView(self.tasks),
             "predict": PredictView(),
-            "settings": SettingsView(self.settings, self.tasks),
+            "settings": SettingsView(self.settings),
         }
         self.nav = QListWidget()
         self.nav.setObjectName("nav")
@@ -222,6 +222,7 @@ class MainWindow(QMainWindow):
         self.pages["train"].bench.stop()
         self.pages["review"].shutdown()
         self.pages["predict"].shutdown()
+        self.pages["settings"].weights.shutdown()
         self.tasks.shutdown(5000)
         event.accept()
 

@@ -42,7 +42,7 @@ def finished_runs() -> list[Path]:
     runs = paths.runs_dir()
     found = [
         p for p in (runs.iterdir() if runs.is_dir() else [])
-        if job_client.read_state(p).get("status") == "finished" and (p / "summary.json").exists()
+        if job_client.read_state(p).get("status") == "finished" and job_client.read_summary(p)
     ]  # fmt: skip
     return sorted(found)
 
@@ -130,7 +130,7 @@ def _prepare_predict(app: QApplication, window: MainWindow, run: Path) -> None:
 
 def _prepare_settings(app: QApplication, window: MainWindow, run: Path) -> None:
     weights = window.pages["settings"].weights
-    wait_for(app, lambda: weights.rows is not None, 60)
+    wait_for(app, lambda: weights.status.rows is not None, 120)
 
 
 PREPARE = {"review": _prepare_review, "predict": _prepare_predict, "settings": _prepare_settings}

@@ -20,7 +20,7 @@ from core import paths
 
 
 class SettingsView(QWidget):
-    def __init__(self, settings: QSettings, tasks=None, parent=None):
+    def __init__(self, settings: QSettings, parent=None):
         super().__init__(parent)
         self.settings = settings
         folders = QGroupBox("Folders")
@@ -54,7 +54,7 @@ class SettingsView(QWidget):
         self.reopen.toggled.connect(lambda v: settings.setValue("reopen_last_cohort", v))
         b_layout.addWidget(self.reopen)
 
-        self.weights = WeightsPanel(tasks)
+        self.weights = WeightsPanel()
         layout = QVBoxLayout(self)
         layout.addWidget(folders)
         layout.addWidget(self.weights)

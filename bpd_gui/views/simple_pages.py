@@ -1,8 +1,8 @@
-"""Start page and the pages that arrive in a later version."""
+"""The Start page."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 NOTICE = (
@@ -48,19 +48,3 @@ class StartView(QWidget):
             layout.addWidget(b)
         layout.addStretch(1)
         layout.addWidget(notice)
-
-
-class ComingLaterView(QWidget):
-    def __init__(self, title: str, what: str, until_then: str, parent=None):
-        super().__init__(parent)
-        label = QLabel(
-            f"<h2>{title}</h2><p>{what}</p><p><i>Coming in a later version.</i> "
-            f"Until then: {until_then}</p>"
-        )
-        label.setWordWrap(True)
-        label.setAlignment(Qt.AlignTop | Qt.AlignLeft)
-        label.setTextFormat(Qt.RichText)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(48, 36, 48, 36)
-        layout.addWidget(label)
-        layout.addStretch(1)

@@ -203,9 +203,9 @@ class TrainView(QWidget):
         except ValueError as exc:
             show_error(self, "Cannot start the run", str(exc))
             return None
-        from bpd_gui.widgets.weights_panel import missing_weights_message
+        from bpd_gui.widgets.weights_panel import refusal_for
 
-        missing = missing_weights_message(run_config.train.init)
+        missing = refusal_for(run_config.train.init)
         if missing:  # refused here, not 15 s later with a traceback from the job
             show_error(self, "Pretrained weights missing", missing)
             return None
@@ -243,7 +243,7 @@ class TrainView(QWidget):
 
     def open_run(self, folder: Path) -> RunJob | None:
         if not is_run_dir(folder):
-            show_error(self, "Not a run folder", f"{folder} has no events.jsonl or state.json.")
+            show_error(self, "Not a run folder", f"{folder} has no run record or event stream.")
             return None
         job = self.queue.open_run(folder)
         self.runs.select_job(job)

@@ -7,7 +7,7 @@ from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QWidget
 
-from core.explain.gradcam import jet
+from core.explain.overlay import jet
 
 
 class ColourBar(QWidget):

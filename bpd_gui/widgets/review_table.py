@@ -90,12 +90,14 @@ class ReviewFilter(QSortFilterProxyModel):
         self.result = "all"
 
     def set_text(self, text: str) -> None:
+        self.beginFilterChange()
         self.text = text.strip().lower()
-        self.invalidateFilter()
+        self.endFilterChange()
 
     def set_result(self, result: str) -> None:
+        self.beginFilterChange()
         self.result = result
-        self.invalidateFilter()
+        self.endFilterChange()
 
     def filterAcceptsRow(self, source_row, source_parent) -> bool:
         row = self.sourceModel().rows[source_row]

@@ -17,6 +17,7 @@ from PIL import Image
 from torch import nn
 
 from core.atomic import atomic_write, atomic_write_bytes
+from core.explain.overlay import jet  # the colours live torch-free, for the app
 
 
 class _PositiveLogit(nn.Module):
@@ -131,14 +132,6 @@ def explain_with_peak(
         raw = torch.relu((grads.mean(dim=(2, 3), keepdim=True) * acts).sum(dim=1))
         peak = float(raw.max()) if maps[0].max() > 0 else 0.0
     return np.clip(maps[0], 0.0, 1.0).astype(np.float32), peak
-
-
-def jet(values: np.ndarray) -> np.ndarray:
-    """Jet-like colormap: [H, W] in [0, 1] -> uint8 RGB [H, W, 3] (blue = 0, red = 1)."""
-    v = np.clip(values, 0.0, 1.0)[..., None]
-    centres = np.array([0.75, 0.5, 0.25], dtype=np.float32)  # R, G, B peaks
-    rgb = np.clip(1.5 - np.abs(4.0 * (v - centres)), 0.0, 1.0)
-    return (rgb * 255.0 + 0.5).astype(np.uint8)
 
 
 def _gray_to_unit(gray: np.ndarray) -> np.ndarray:

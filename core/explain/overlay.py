@@ -20,7 +20,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from core.atomic import atomic_write_bytes
-from core.explain.gradcam import jet
 
 SCALINGS = ("shared", "image")
 
@@ -54,6 +53,14 @@ class Caption:
         if self.fold:
             second.append(f"model: {self.fold}")
         return [" · ".join(first)] + ([" · ".join(second)] if second else [])
+
+
+def jet(values: np.ndarray) -> np.ndarray:
+    """Jet-like colormap: [H, W] in [0, 1] -> uint8 RGB [H, W, 3] (blue = 0, red = 1)."""
+    v = np.clip(values, 0.0, 1.0)[..., None]
+    centres = np.array([0.75, 0.5, 0.25], dtype=np.float32)  # R, G, B peaks
+    rgb = np.clip(1.5 - np.abs(4.0 * (v - centres)), 0.0, 1.0)
+    return (rgb * 255.0 + 0.5).astype(np.uint8)
 
 
 def outcome_class(label: int, prob: float, threshold: float) -> str:
@@ -113,7 +120,7 @@ def is_empty(cam: np.ndarray, peak: float | None = None) -> bool:
     return (peak is not None and peak <= 0) or not np.nanmax(cam) > 0
 
 
-EMPTY_TEXT = "Grad-CAM map is all zero: no region raised the predicted probability"
+EMPTY_TEXT = "Grad-CAM map is flat (all zero): no region stands out as raising the probability"
 
 
 def heat_rgba(values: np.ndarray, opacity: float) -> np.ndarray:
