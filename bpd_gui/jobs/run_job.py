@@ -1,6 +1,6 @@
 """One run as the app sees it: its folder, its process (if any) and its progress.
 
-A QTimer polls events.jsonl by byte offset and checks the pid; nothing blocks. The same
+A QTimer polls the run's event stream by byte offset and checks the pid; nothing blocks. The same
 object follows a run the app started, one it reattached to after a restart, and a
 finished run opened for viewing.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from bpd_gui.jobs import job_client
-from core.runs.events import read_events_from
+from core.runs.folder import RunFolder
 from core.runs.run_config import RunConfig
 from core.runs.run_progress import RunProgress
 
@@ -48,8 +48,8 @@ class RunJob(QObject):
         return self.run_dir.name
 
     @property
-    def events_path(self) -> Path:
-        return self.run_dir / "events.jsonl"
+    def folder(self) -> RunFolder:
+        return RunFolder(self.run_dir)
 
     @property
     def is_queued(self) -> bool:
@@ -71,7 +71,7 @@ class RunJob(QObject):
         """`bpd train --config FILE` with this job's RunConfig, written atomically
         beside the app's job logs."""
         assert self.run_config is not None
-        if not self.events_path.exists():  # a fresh start (again): forget an earlier failure
+        if not self.folder.has_events():  # a fresh start (again): forget an earlier failure
             self.progress, self._offset = RunProgress(), 0
         config_file = self.run_config.write(job_client.run_config_file(self.run_dir))
         self.pending_arguments = job_client.train_arguments(config_file, self.run_dir)
@@ -102,7 +102,7 @@ class RunJob(QObject):
     def load_history(self) -> None:
         """Read everything written so far (finished runs, or catching up on attach)."""
         while True:
-            events, offset = read_events_from(self.events_path, self._offset, MAX_CHUNK_BYTES)
+            events, offset = self.folder.read_events(self._offset, MAX_CHUNK_BYTES)
             if offset == self._offset:
                 break
             self._offset = offset
@@ -125,9 +125,7 @@ class RunJob(QObject):
             self.updated.emit()
 
     def poll(self) -> None:
-        events, self._offset = read_events_from(
-            self.events_path, self._offset, MAX_CHUNK_BYTES
-        )
+        events, self._offset = self.folder.read_events(self._offset, MAX_CHUNK_BYTES)
         if events:
             self.progress.apply_all(events)
             self.updated.emit()

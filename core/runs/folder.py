@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from core import csv_cells, paths
 from core.atomic import atomic_write, atomic_write_json
 from core.errors import CheckpointError, InputError, RunError
-from core.runs.events import EventLog, read_events_from
+from core.runs.events import Event, EventLog, read_events_from
 
 if TYPE_CHECKING:
     import torch
@@ -49,6 +49,8 @@ _EXPLANATIONS = "explanations"  # `bpd explain` output, a cache the app's Review
 _FOLD = "fold.json"
 _MODEL = "model.pt"
 _CHECKPOINT = "checkpoint.pt"
+_SITES = "sites"  # a federated run: one folder per site (core.federated)
+_FEDERATION = "federation.json"  # a federated run: rounds, what the server received
 _DAMAGED = ".damaged"  # suffix of a checkpoint `bpd resume --restart-fold` set aside
 _LOCK = "train.lock"  # one trainer per run (core.runs.lock)
 
@@ -378,13 +380,36 @@ class RunFolder:
     def events(self) -> EventLog:
         return EventLog(self.path / _EVENTS)
 
-    def read_events(self, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-        """The complete events after byte `offset` and the offset to pass next time."""
-        return read_events_from(self.path / _EVENTS, offset)
+    def read_events(self, offset: int = 0, max_bytes: int | None = None) -> tuple[list[Event], int]:
+        """The complete events after byte `offset` and the offset to pass next time
+        (core.runs.events.read_events_from; `max_bytes` caps one read)."""
+        return read_events_from(self.path / _EVENTS, offset, max_bytes)
+
+    def has_events(self) -> bool:
+        """Whether the run's job has started its event stream."""
+        return (self.path / _EVENTS).is_file()
 
     # --- results -------------------------------------------------------------------------
     def fold(self, fold_id: str) -> FoldFolder:
         return FoldFolder(self.path / _FOLDS / fold_id)
+
+    # --- a federated run (core.federated) -----------------------------------------------
+    def site(self, name: str) -> RunFolder:
+        """sites/<name>/: one site's own run folder (its cohort source, its trainings'
+        state and predictions). In a real federation it lives on the site's disk; a
+        simulation keeps every site's folder inside the run."""
+        return RunFolder(self.path / _SITES / name)
+
+    def site_names(self) -> list[str]:
+        sites = self.path / _SITES
+        return sorted(d.name for d in sites.iterdir() if d.is_dir()) if sites.is_dir() else []
+
+    def write_federation(self, record: dict[str, Any]) -> None:
+        """What the federation's server did and received (core.federated.server_app)."""
+        atomic_write_json(self.path / _FEDERATION, record)
+
+    def federation(self) -> dict[str, Any] | None:
+        return _read_json(self.path / _FEDERATION)
 
     def finished_folds(self) -> list[FinishedFold]:
         """The cross-validation folds recorded as finished, by (repeat, fold). A run still
