@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from bpd_gui.jobs.job_queue import JobQueue
 from bpd_gui.jobs.run_progress import describe_config
+from core.runs.folder import RunFolder
 
 METRICS = (("auroc", "AUROC"), ("balanced_accuracy", "Bal. acc."), ("f1", "F1"),
            ("sensitivity", "Sens."), ("specificity", "Spec."))  # fmt: skip
@@ -43,9 +44,9 @@ class ResultsView(QWidget):
         note.setWordWrap(True)
         self.report_button = QPushButton("Open report")
         self.report_button.setToolTip("The run's report.html (written by `bpd report`)")
-        self.report_button.clicked.connect(lambda: self._open("report.html"))
+        self.report_button.clicked.connect(lambda: self._open(report=True))
         self.folder_button = QPushButton("Open folder")
-        self.folder_button.clicked.connect(lambda: self._open(""))
+        self.folder_button.clicked.connect(lambda: self._open(report=False))
         buttons = QHBoxLayout()
         buttons.addWidget(self.report_button)
         buttons.addWidget(self.folder_button)
@@ -92,10 +93,11 @@ class ResultsView(QWidget):
 
     def _update_buttons(self) -> None:
         run = self.selected_run()
-        self.report_button.setEnabled(run is not None and (run / "report.html").is_file())
+        self.report_button.setEnabled(run is not None and RunFolder(run).report_path.is_file())
         self.folder_button.setEnabled(run is not None and run.is_dir())
 
-    def _open(self, name: str) -> None:
+    def _open(self, report: bool) -> None:
         run = self.selected_run()
         if run is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(run / name if name else run)))
+            target = RunFolder(run).report_path if report else run
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(target)))
