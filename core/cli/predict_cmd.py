@@ -90,19 +90,7 @@ def run_predict(args: argparse.Namespace) -> int:
     # before anything slow: never over an input, never over a file without --force
     check_output_file(args.out, inputs=args.inputs, input_dirs=[args.model], force=args.force)
     predictor = load_predictor(args.model)
-    inputs = read_inputs(
-        args.inputs,
-        images_root=args.images_root,
-        patient_col=args.patient_col,
-        image_col=args.image_col,
-        image_pattern=args.image_pattern,
-        outcome_column=args.outcome,
-        positive=args.positive,
-        negative=args.negative,
-        negative_rest=args.negative_rest,
-        sheet=args.sheet,
-        recorded=predictor.columns,
-    )
+    inputs = read_inputs(args.inputs, _table_reading(args), recorded=predictor.columns)
     _check_outputs(args, inputs)
     print(f"model: {predictor.description}; threshold {predictor.threshold:.3f}; "
           f"{len(inputs.images)} image(s)", file=sys.stderr)  # fmt: skip
@@ -151,6 +139,26 @@ def _print_problems(problems, out: Path) -> None:
         who = f"patient {p.patient_id}" if p.patient_id else ""
         where = ", ".join(x for x in (row, who, p.file) if x)
         print(f"  {where}: {p.message}", file=sys.stderr)
+
+
+def _table_reading(args: argparse.Namespace):
+    """How a prediction table is read (core.cohort.source.CohortSource; the table itself
+    is the one among the inputs)."""
+    from core.cohort.source import CohortSource, OutcomeSpec
+
+    outcome = None
+    if args.outcome:
+        outcome = OutcomeSpec(args.outcome, tuple(args.positive or ()),
+                              tuple(args.negative or ()), bool(args.negative_rest))  # fmt: skip
+    return CohortSource(
+        str(args.inputs[0]) if args.inputs else "",
+        outcome,
+        images_root=args.images_root,
+        patient_column=args.patient_col,
+        image_column=args.image_col,
+        image_pattern=args.image_pattern,
+        sheet=args.sheet,
+    )
 
 
 def _bar(label: str):

@@ -39,7 +39,9 @@ class OutcomeSpec:
         if not self.column:
             raise InputError("no outcome column named (--outcome)")
         if not self.positive:
-            raise InputError(f"name the positive values of outcome column '{self.column}'")
+            raise InputError(
+                f"name the positive values of outcome column '{self.column}' (--positive ...)"
+            )
 
     def mapping(self) -> OutcomeMapping:
         return OutcomeMapping(self.positive, self.negative, self.negative_rest)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.cohort.source import CohortSource
 from core.errors import InputError
 
 TABLE_SUFFIXES = {".csv", ".tsv", ".txt", ".xlsx", ".xlsm"}
@@ -62,37 +63,21 @@ def is_table(path: str | Path) -> bool:
 
 def read_inputs(
     paths: Sequence[str | Path],
+    source: CohortSource | None = None,
     *,
-    images_root: str | Path | None = None,
-    patient_col: str | None = None,
-    image_col: str | None = None,
-    image_pattern: str | None = None,
-    outcome_column: str | None = None,
-    positive: Sequence[str] | None = None,
-    negative: Sequence[str] | None = None,
     recorded: dict | None = None,
-    negative_rest: bool = False,
-    sheet: str | int | None = None,
 ) -> PredictionInputs:
     """One table, or one or more image files. Missing files raise InputError naming them.
-    `recorded`: the training run's column choices ({patient_id, image, image_pattern}),
-    used where the user names none and the table has those columns."""
+    `source`: how to read a table (images root, columns, pattern, sheet, an optional
+    outcome; its table is replaced by the one in `paths`). `recorded`: the training
+    run's column choices ({patient_id, image, image_pattern}), used where the user names
+    none and the table has those columns."""
     if not paths:
         raise InputError("give a table or at least one image file")
     if len(paths) == 1 and is_table(paths[0]):
-        return read_prediction_table(
-            paths[0],
-            images_root=images_root,
-            patient_col=patient_col,
-            image_col=image_col,
-            image_pattern=image_pattern,
-            outcome_column=outcome_column,
-            positive=positive,
-            negative=negative,
-            recorded=recorded,
-            negative_rest=negative_rest,
-            sheet=sheet,
-        )
+        table = str(paths[0])
+        source = source.replace(table=table) if source else CohortSource(table)
+        return read_prediction_table(source, recorded=recorded)
     tables = [p for p in paths if is_table(p)]
     if tables:
         raise InputError("give either one table or image files, not both", file=tables[0])
@@ -107,32 +92,25 @@ def read_inputs(
 
 
 def read_prediction_table(
-    table: str | Path,
-    *,
-    images_root: str | Path | None = None,
-    patient_col: str | None = None,
-    image_col: str | None = None,
-    image_pattern: str | None = None,
-    outcome_column: str | None = None,
-    positive: Sequence[str] | None = None,
-    negative: Sequence[str] | None = None,
-    recorded: dict | None = None,
-    negative_rest: bool = False,
-    sheet: str | int | None = None,
+    source: CohortSource, *, recorded: dict | None = None
 ) -> PredictionInputs:
+    """The patients and images of a prediction table; labels too when `source` names an
+    outcome (for metrics)."""
     from core.cohort.loader import load_cohort
-    from core.cohort.mapping import ColumnMapping, OutcomeMapping, guess_mapping, is_not_recorded
+    from core.cohort.mapping import ColumnMapping, guess_mapping, is_not_recorded
     from core.cohort.table import read_table
 
-    table = Path(table)
-    df = read_table(table, sheet)
+    table = Path(source.table)
+    df = read_table(table, source.sheet)
+    spec = source.outcome
+    outcome_column = spec.column if spec else None
+    patient_col, image_col = source.patient_column, source.image_column
+    image_pattern = source.image_pattern
     if outcome_column and outcome_column not in df.columns:
         raise InputError(
             f"outcome column '{outcome_column}' not in the table; columns: {', '.join(df.columns)}",
             file=table,
         )
-    if outcome_column and not positive:
-        raise InputError("name the positive outcome values (--positive ...)", file=table)
     if recorded and not (patient_col or image_col or image_pattern):
         patient_col, image_col, image_pattern = _recorded_columns(recorded, list(df.columns))
     guessed = guess_mapping(df.columns)
@@ -144,7 +122,7 @@ def read_prediction_table(
     )
     frame = df.copy()
     frame[PLACEHOLDER_COLUMN] = PLACEHOLDER_VALUE
-    root = Path(images_root) if images_root is not None else table.parent
+    root = Path(source.images_root) if source.images_root is not None else table.parent
     try:
         cohort = load_cohort(
             frame,
@@ -177,7 +155,7 @@ def read_prediction_table(
         from core.cohort.mapping import outcome_value_counts
         from core.cohort.outcome_values import require_named_values_occur
 
-        outcome = OutcomeMapping(tuple(positive), tuple(negative or ()), negative_rest)
+        outcome = spec.mapping()
         counts = outcome_value_counts(df, outcome_column)
         require_named_values_occur(counts, outcome, outcome_column, table)
     patients, images = [], []
