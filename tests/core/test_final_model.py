@@ -12,6 +12,8 @@ import pytest
 from core import paths
 from core.cli.main import main
 
+pytestmark = pytest.mark.slow  # real training runs (CI runs them too)
+
 
 def tiny_table(tmp_path, n_per_class=6, name="tiny.csv", columns=None):
     """The first n normal and n pneumonia patients of the real demo cohort."""

@@ -12,6 +12,8 @@ import pytest
 from core.cli.main import main
 from tests.core.test_final_model import train_tiny
 
+pytestmark = pytest.mark.slow  # a real training run (CI runs it too)
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):

@@ -15,6 +15,8 @@ import torch
 from core.cli.main import main
 from tests.core.test_final_model import tiny_table, train_tiny
 
+pytestmark = pytest.mark.slow  # real training runs (CI runs them too)
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):

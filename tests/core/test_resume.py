@@ -125,6 +125,7 @@ def test_interrupted_four_times_then_resumed_equals_uninterrupted_run(tmp_path, 
     assert _state(part.path) == "finished"
 
 
+@pytest.mark.slow
 def test_damaged_checkpoint_restarts_its_fold_with_the_same_result(tmp_path, data):
     """A checkpoint damaged on disk stops the resume with a clear error (stored without
     torch's advice); set aside (`bpd resume --restart-fold`) the fold trains again from
@@ -159,6 +160,7 @@ def test_damaged_checkpoint_restarts_its_fold_with_the_same_result(tmp_path, dat
     assert _predictions(part) == _predictions(full)
 
 
+@pytest.mark.slow
 def test_same_seed_same_result_other_seed_other_folds(tmp_path, data):
     torch.set_num_threads(1)
     cfg = CFG.replace(strategy="probe", probe_epochs=2)
@@ -184,6 +186,7 @@ class _RecordingStore:
 
 # epochs 0-1 cached probe, 2-4 fine-tuning: the first probe epoch and the fold's last
 # epoch are never checkpointed; otherwise the interval decides
+@pytest.mark.slow
 @pytest.mark.parametrize("every_s,expected", [(0, [1, 2, 3]), (3600, [])])
 def test_checkpoints_follow_the_interval(data, every_s, expected):
     torch.set_num_threads(1)

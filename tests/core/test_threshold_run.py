@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from core.scoring.metrics import binary_metrics
 from tests.core.test_final_model import train_tiny
+
+pytestmark = pytest.mark.slow  # a real training run with inner CVs (CI runs it too)
 
 
 def test_youden_threshold_never_sees_the_test_fold(tmp_path, studio_home, monkeypatch):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from core import paths
 from core.cli.main import main
 
@@ -23,6 +25,7 @@ def _tiny_table(tmp_path, n_per_class=6):
     return out, table.parent
 
 
+@pytest.mark.slow
 def test_bpd_train_writes_a_complete_run(tmp_path, studio_home, capsys):
     table, root = _tiny_table(tmp_path)
     out = tmp_path / "run"
