@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from core.cohort.preprocess import PreprocessConfig
     from core.runs.lock import RunLock
+    from core.runs.run_config import RunConfig
 
 STATUSES = ("running", "finished", "cancelled", "failed")
 
@@ -344,6 +345,15 @@ class RunFolder:
         if data is None:
             raise InputError(f"not a run folder (no {_CONFIG})", file=self.path)
         return data
+
+    def run_config(self) -> RunConfig:
+        """config.json as the typed RunConfig (core.runs.run_config) it was written from."""
+        from core.runs.run_config import RunConfig
+
+        try:
+            return RunConfig.from_json(self.config())
+        except InputError as exc:
+            raise InputError(exc.detail, file=exc.file or self.path / _CONFIG) from None
 
     def cohort_source(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
         """How the run read its cohort (table, images root, mapping, outcome)."""

@@ -130,3 +130,14 @@ def test_the_app_lists_an_old_run(old_run):
     assert job_queue.is_run_dir(old_run)
     assert job_client.read_state(old_run)["status"] == "finished"
     assert job_client.read_summary(old_run)["n_patients"] == 10
+
+
+def test_an_old_config_reads_as_a_run_config(old_run):
+    rc = RunFolder.existing(old_run).run_config()
+    assert rc.train.resolution == 32 and rc.train.cv_folds == 2 and rc.train.init == "random"
+    assert rc.cohort.to_json()["outcome"]["negative"] == ["NORMAL"]
+    assert rc.options.report and not rc.options.final_model
+    assert (
+        rc.to_json()["cohort_source"]["table"]
+        == _json(OLD / "config.json")["cohort_source"]["table"]
+    )
