@@ -98,11 +98,9 @@ def _out_of_fold(run, folds) -> dict[str, tuple[int, float]]:
     probs: dict[str, list[float]] = {}
     labels: dict[str, int] = {}
     for f in folds:
-        try:
-            fold_rows = f.folder.read_predictions()
-        except FileNotFoundError:  # finished, but its predictions are gone: nothing to show
+        if not f.folder.has_predictions():  # finished, but its predictions are gone
             continue
-        for r in fold_rows:
+        for r in f.folder.read_predictions():
             labels[r["patient_id"]] = int(r["label"])
             probs.setdefault(r["patient_id"], []).append(float(r["prob"]))
     return {pid: (labels[pid], sum(p) / len(p)) for pid, p in probs.items()}
