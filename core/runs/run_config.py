@@ -52,11 +52,19 @@ class RunConfig:
     options: RunOptions = field(default_factory=RunOptions)
     versions: Mapping[str, str] = field(default_factory=dict)
     created: str | None = None
+    # None: the images at train.resolution, whole (no centre crop)
+    image_preprocess: PreprocessConfig | None = None
 
     def __post_init__(self) -> None:
         if self.cohort.outcome is None:
             raise InputError("a run needs an outcome column and its positive values")
         object.__setattr__(self, "versions", dict(self.versions))
+        pre = self.image_preprocess
+        if pre is not None and pre.resolution != self.train.resolution:
+            raise InputError(
+                f"preprocess resolution {pre.resolution} differs from the training "
+                f"resolution {self.train.resolution}"
+            )
 
     @property
     def seed(self) -> int:
@@ -64,7 +72,8 @@ class RunConfig:
 
     @property
     def preprocess(self) -> PreprocessConfig:
-        return PreprocessConfig(resolution=self.train.resolution)
+        """How images are prepared for this run (and for predictions from it)."""
+        return self.image_preprocess or PreprocessConfig(resolution=self.train.resolution)
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -90,6 +99,7 @@ class RunConfig:
             options=RunOptions.from_json(data.get("options")),
             versions=data.get("versions") or {},
             created=data.get("created"),
+            image_preprocess=_preprocess(data.get("preprocess")),
         )
 
     def write(self, path: str | Path) -> Path:
@@ -98,6 +108,14 @@ class RunConfig:
 
         atomic_write_json(Path(path), self.to_json())
         return Path(path)
+
+
+def _preprocess(data: Mapping[str, Any] | None) -> PreprocessConfig | None:
+    """The recorded preprocessing, kept only where it says more than the resolution."""
+    if not data:
+        return None
+    pre = PreprocessConfig.from_json(dict(data))
+    return pre if pre.center_crop is not None else None
 
 
 def is_run_config_json(data: Any) -> bool:

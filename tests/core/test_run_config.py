@@ -11,6 +11,7 @@ import pytest
 from core.cli.main import build_parser
 from core.cli.train_options import run_config_from_args
 from core.cohort.loader import load_source
+from core.cohort.preprocess import PreprocessConfig
 from core.cohort.source import CohortSource, OutcomeSpec
 from core.errors import InputError
 from core.paths import demo_cohort_table
@@ -40,6 +41,10 @@ def test_round_trip_through_json_and_a_file(tmp_path):
     assert data["options"] == {"final_model": True, "report": False}
     with pytest.raises(AttributeError):  # frozen
         rc.train = preset("paper")
+    cropped = rc.replace(image_preprocess=PreprocessConfig(32, center_crop=0.9))
+    assert RunConfig.from_json(cropped.to_json()).preprocess == PreprocessConfig(32, 0.9)
+    with pytest.raises(InputError, match="resolution"):
+        rc.replace(image_preprocess=PreprocessConfig(64))
 
 
 def test_a_config_json_of_the_current_format_loads_and_writes_back_the_same_keys():
