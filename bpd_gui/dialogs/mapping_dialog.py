@@ -42,6 +42,16 @@ ROLES = (  # (ColumnMapping field, label, required)
 )
 
 
+def sheet_note(frame: Any) -> str:
+    """ "Read from sheet 'Daten' (workbook sheets: ...)" for a workbook of several sheets."""
+    attrs = getattr(frame, "attrs", {}) or {}
+    sheets = attrs.get("sheets") or []
+    if len(sheets) < 2:
+        return ""
+    listed = ", ".join(f"'{s}'" for s in sheets)
+    return f"Read from sheet '{attrs.get('sheet')}' (workbook sheets: {listed})"
+
+
 class MappingDialog(QDialog):
     def __init__(self, frame: Any, mapping: Any = None, outcome: Any = None, parent=None):
         """frame: DataFrame of str; mapping: ColumnMapping or None (guessed); outcome:
@@ -107,6 +117,10 @@ class MappingDialog(QDialog):
         top.addWidget(outcome_box, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        self.sheet_label = QLabel(sheet_note(frame))  # which sheet of a workbook was read
+        self.sheet_label.setObjectName("sheet_note")
+        self.sheet_label.setVisible(bool(self.sheet_label.text()))
+        layout.addWidget(self.sheet_label)
         layout.addWidget(QLabel(f"First {PREVIEW_ROWS} rows of {len(frame)}:"))
         layout.addWidget(self.preview, 1)
         layout.addWidget(self.message)

@@ -1,4 +1,5 @@
-"""The mapping dialog's "every other value is negative" tick: the app's --negative-rest."""
+"""The mapping dialog's "every other value is negative" tick (the app's --negative-rest)
+and its note of which workbook sheet was read."""
 
 from PySide6.QtWidgets import QDialogButtonBox
 
@@ -60,3 +61,25 @@ def test_the_tick_reaches_the_runs_cohort_source(qtbot, tmp_path):
         assert source.outcome.negative_rest is ticked
         assert source.to_json()["outcome"]["negative_rest"] is ticked
         assert CohortSource.from_json(source.to_json()) == source
+
+
+def test_the_dialog_names_the_sheet_it_shows(qtbot, tmp_path):
+    import openpyxl
+
+    from bpd_gui.dialogs.mapping_dialog import MappingDialog
+
+    book = openpyxl.Workbook()
+    book.active.title = "Legende"
+    book.active.append(["BPD grade: NIH 2001"])
+    data = book.create_sheet("Daten")
+    for row in (["patient_id", "image", "BPD grade"], ["K1", "a.png", "severe"]):
+        data.append(row)
+    book.save(tmp_path / "cohort.xlsx")
+    dialog = MappingDialog(read_table(tmp_path / "cohort.xlsx"))
+    qtbot.addWidget(dialog)
+    assert dialog.sheet_label.text() == (
+        "Read from sheet 'Daten' (workbook sheets: 'Legende', 'Daten')"
+    )
+    csv_dialog = MappingDialog(_frame(tmp_path))  # a CSV: nothing to say
+    qtbot.addWidget(csv_dialog)
+    assert csv_dialog.sheet_label.text() == "" and csv_dialog.sheet_label.isHidden()
