@@ -111,15 +111,17 @@ class WeightsStatus(QObject):
         self.process.cancel()
 
 
-_SHARED: WeightsStatus | None = None
+_SHARED: dict[str, WeightsStatus] = {}
 
 
 def shared_status() -> WeightsStatus:
-    """The app's one WeightsStatus (Settings shows it, Train checks it)."""
-    global _SHARED
-    if _SHARED is None:
-        _SHARED = WeightsStatus(QApplication.instance())
-    return _SHARED
+    """The app's one WeightsStatus per studio home (Settings shows it, Train checks it)."""
+    from core import paths
+
+    key = str(paths.studio_home())
+    if key not in _SHARED:
+        _SHARED[key] = WeightsStatus(QApplication.instance())
+    return _SHARED[key]
 
 
 def refusal_for(init: str | None) -> str | None:
