@@ -1,8 +1,9 @@
 """`bpd train` flags -> RunConfig (core.runs.run_config), the one thing that starts a run.
 
 `--config FILE` is the base when given: a whole RunConfig JSON (cohort included, so no
-table argument is needed) or a bare TrainConfig JSON (then the table and outcome come
-from the flags). Flags given beside it override it.
+table argument is needed; relative paths in it are relative to FILE's folder) or a bare
+TrainConfig JSON (then the table and outcome come from the flags). Flags given beside
+it override it.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
     if args.config:
         loaded = read_config_file(args.config)
         if isinstance(loaded, RunConfig):
-            base, train = loaded, loaded.train
+            base, train = _paths_from(loaded, Path(args.config).parent), loaded.train
             kind = "a run config (recipe, cohort and options)"
         else:
             train = loaded
@@ -114,6 +115,16 @@ def options_from_args(args: argparse.Namespace, base: RunOptions | None) -> RunO
     return RunOptions(
         final_model=bool(args.final_model or base.final_model),
         report=base.report and not args.no_report,
+    )
+
+
+def _paths_from(run_config: RunConfig, folder: Path) -> RunConfig:
+    """Relative table and images-root paths in a config file are relative to its folder."""
+    cohort = run_config.cohort
+    table = (folder / cohort.table).resolve()
+    root = (folder / cohort.images_root).resolve() if cohort.images_root else None
+    return run_config.replace(
+        cohort=cohort.replace(table=str(table), images_root=str(root) if root else None)
     )
 
 

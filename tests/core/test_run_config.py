@@ -4,6 +4,7 @@ config (no table argument) or a bare TrainConfig, with flags overriding either."
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,18 @@ def test_train_config_flag_takes_a_whole_run_config(tmp_path, capsys):
     assert rc.cohort == demo_config().cohort  # no table argument needed
     assert rc.train == demo_config().train.replace(epochs=3)  # flags override
     assert rc.options == RunOptions(final_model=True, report=False)
+
+
+def test_relative_paths_in_a_run_config_are_relative_to_its_folder(tmp_path, capsys):
+    demo, folder = demo_cohort_table(), tmp_path / "configs"
+    folder.mkdir()
+    relative = demo_config().cohort.replace(
+        table=os.path.relpath(demo, folder), images_root=os.path.relpath(demo.parent, folder)
+    )
+    path = demo_config().replace(cohort=relative).write(folder / "run.json")
+    loaded = run_config_from_args(parse("--config", str(path)))
+    assert loaded.cohort.table == str(demo.resolve())
+    assert loaded.cohort.images_root == str(demo.parent.resolve())
 
 
 def test_train_config_flag_still_takes_a_bare_train_config(tmp_path, capsys):
