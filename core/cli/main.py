@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "core.cli.train_cmd",
     "core.cli.bench_cmd",
     "core.cli.predict_cmd",
+    "core.cli.federate_cmd",
 )
 
 
