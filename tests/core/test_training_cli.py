@@ -62,5 +62,5 @@ def test_bad_outcome_value_is_input_error(tmp_path, studio_home, capsys):
 
 
 def test_resume_of_a_non_run_is_an_error(tmp_path, studio_home, capsys):
-    assert main(["resume", str(tmp_path)]) == 1
+    assert main(["resume", str(tmp_path)]) == 2  # like report and compare (issue 14)
     assert "not a run folder" in capsys.readouterr().err
