@@ -59,8 +59,7 @@ def check_output_file(
         raise InputError(f"{flag} names a folder; give a file name", file=path)
     if path.exists() and not force:
         raise InputError(
-            f"{flag}: the file already exists; choose another name, or add --force to "
-            "replace it",
+            f"{flag}: the file already exists; choose another name, or add --force to replace it",
             file=path,
         )
     return path
