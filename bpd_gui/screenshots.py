@@ -116,10 +116,14 @@ def _prepare_predict(app: QApplication, window: MainWindow, run: Path) -> None:
     predict = window.pages["predict"]
     if predict.rows:
         return
-    images = paths.demo_cohort_table().parent / "images"
-    files = sorted(images.glob("PNEUMONIA/*"))[:1] + sorted(images.glob("NORMAL/*"))[:1]
-    dicom = Path(__file__).resolve().parents[1] / "tests" / "data" / "dicom"
-    files += sorted(dicom.glob("rsna_cr_jpeg_baseline_mono2.dcm"))
+    # new to the run: the test images are not in the demo cohort it trained on
+    data = Path(__file__).resolve().parents[1] / "tests" / "data"
+    files = [data / "images" / "person1_bacteria_1.jpeg", data / "images" / "IM-0115-0001.jpeg",
+             data / "dicom" / "rsna_cr_jpeg_baseline_mono2.dcm"]  # fmt: skip
+    files = [f for f in files if f.is_file()]
+    if not files:  # an installed app without the tests: two demo images
+        images = paths.demo_cohort_table().parent / "images"
+        files = sorted(images.glob("PNEUMONIA/*"))[:1] + sorted(images.glob("NORMAL/*"))[:1]
     predict.set_model(run)
     predict.clear_inputs()
     predict.add_files([str(f) for f in files])

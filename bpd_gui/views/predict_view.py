@@ -310,6 +310,8 @@ class PredictView(QWidget):
                 item.setData(Qt.UserRole, i)
                 self.results.setItem(i, j, item)
         self.results.setSortingEnabled(True)
+        # single images have no infant id: no empty column
+        self.results.setColumnHidden(1, not any(r.get("patient_id") for r in self.rows))
 
     def _show_row(self, table_row: int) -> None:
         item = self.results.item(table_row, 0) if table_row >= 0 else None

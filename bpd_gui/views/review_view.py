@@ -115,6 +115,7 @@ class ReviewView(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().setDefaultSectionSize(24)
         self.table.selectionModel().currentRowChanged.connect(lambda cur, _p: self._on_row(cur))
         left = QWidget()
         lv = QVBoxLayout(left)
@@ -236,6 +237,7 @@ class ReviewView(QWidget):
         split.addWidget(right)
         split.setStretchFactor(0, 2)
         split.setStretchFactor(1, 3)
+        split.setSizes([500, 750])  # the table's columns visible at 1280 px
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.run_info)

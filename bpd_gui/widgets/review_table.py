@@ -11,8 +11,8 @@ from core.explain.review import ReviewRow
 _BASE = (
     ("Infant", lambda r: r.patient_id, str),
     ("Probability", lambda r: r.prob, lambda v: f"{v:.3f}"),
-    ("True outcome", lambda r: r.label, lambda v: "positive" if v else "negative"),
     ("Result", lambda r: r.outcome, str),
+    ("Outcome", lambda r: r.label, lambda v: "positive" if v else "negative"),
     ("Fold", lambda r: r.fold, str),
     ("Images", lambda r: len(r.images), str),
 )
@@ -57,7 +57,7 @@ class ReviewTableModel(QAbstractTableModel):
     def headerData(self, section, orientation, role=Qt.DisplayRole):
         if orientation == Qt.Horizontal and role == Qt.DisplayRole:
             return self.columns[section][0]
-        if orientation == Qt.Horizontal and role == Qt.ToolTipRole and section == 3:
+        if orientation == Qt.Horizontal and role == Qt.ToolTipRole and section == 2:
             return f"TP / FP / TN / FN at the run's threshold {self.threshold:.2f}"
         return None
 

@@ -20,6 +20,8 @@ pytestmark = pytest.mark.slow
 def review(window, qtbot):
     view = window.pages["review"]
     window.show_page("review")
+    view.fractions = []  # the child's progress, as the progress bar saw it
+    view.explainer.progress.connect(view.fractions.append)
     view.open_run(tiny_run())
     qtbot.waitUntil(lambda: not view.explainer.is_running(), timeout=300_000)
     assert view.explanations is not None, view.explain_status.text()
@@ -40,6 +42,8 @@ def _click_header(qtbot, view, column):
 def test_run_opens_with_every_tested_infant_and_sorts_by_probability(review, qtbot):
     assert review.model.rowCount() == 12  # the tiny run's patients, each tested once
     assert len(review.explanations.rows) == 12  # the cache the child process wrote
+    # first test of the session's run: computed here, with progress up to 100 %
+    assert len(review.fractions) > 2 and review.fractions[-1] == pytest.approx(1.0)
     assert (review.run_dir / "explanations" / "index.csv").is_file()
     assert "threshold 0.50" in review.run_info.text()
     probs = _probs(review)
