@@ -154,3 +154,36 @@ def test_train_out_naming_an_existing_file_is_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(existing) in err and "Traceback" not in err
     assert existing.read_text() == "keep"
+
+
+@pytest.mark.slow
+def test_full_disk_while_training_is_exit_2_and_the_run_stays_resumable(
+    tmp_path, capsys, monkeypatch
+):
+    """torch's writer fails the way a full disk makes it fail ('unexpected pos') when the
+    first fold's model is saved: exit 2 naming the file, no traceback, lock released."""
+    import shutil
+
+    from tests.core.test_final_model import TINY_TRAIN, tiny_table
+
+    monkeypatch.setenv("BPD_STUDIO_HOME", str(tmp_path / "home"))
+    table, root = tiny_table(tmp_path, 6)
+    real_save = torch.save
+
+    def full_disk_save(obj, fh, *args, **kwargs):
+        if "epoch" not in obj:  # a fold's model.pt (the first save: no checkpoint in a minute)
+            monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1, 1, 0))
+            raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")
+        return real_save(obj, fh, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk_save)
+    run = tmp_path / "run"
+    args = ["train", str(table), "--images-root", str(root), "--outcome", "diagnosis",
+            "--positive", "PNEUMONIA", "--negative", "NORMAL", *TINY_TRAIN,
+            "--out", str(run)]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "the disk is full" in err and "r0-f0" in err and "model.pt" in err
+    assert "Traceback" not in err and "resume" in err
+    folder = RunFolder(run)
+    assert folder.state()["status"] == "failed" and folder.trainer() is None
