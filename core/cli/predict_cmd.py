@@ -32,9 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cam", metavar="DIR", help="also write Grad-CAM overlays (PNG) and maps "
                    "(.npy) here; for an ensemble the mean of the fold models' maps")  # fmt: skip
     p.add_argument("--opacity", type=float, default=0.4, help="heat map opacity (default 0.4)")
-    p.add_argument("--cam-scale", choices=("shared", "image"), default="shared",
-                   help="shared (default): one colour scale for all images of this prediction, "
-                   "so colours compare; image: each map scaled to its own maximum")
+    p.add_argument(
+        "--cam-scale",
+        choices=("shared", "image"),
+        default="shared",
+        help="shared (default): one colour scale for all images of this prediction, "
+        "so colours compare; image: each map scaled to its own maximum",
+    )
     p.add_argument("--images-root", help="folder a table's image paths are relative to")
     p.add_argument("--patient-col", help="patient id column (default: guessed)")
     p.add_argument("--image-col", help="image path column (default: guessed)")
@@ -59,14 +63,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--patients", nargs="+", metavar="ID", help="patient ids")
     e.add_argument("--all", action="store_true", help="every tested patient")
     e.add_argument("--repeat", type=int, default=0, help="which CV repeat's folds (default 0)")
-    e.add_argument("--out", help="folder for overlays, maps and index.csv "
-                   "(default: RUN_DIR/explanations, which the app's Review page reads)")
+    e.add_argument(
+        "--out",
+        help="folder for overlays, maps and index.csv "
+        "(default: RUN_DIR/explanations, which the app's Review page reads)",
+    )
     e.add_argument("--opacity", type=float, default=0.4, help="heat map opacity (default 0.4)")
     e.add_argument("--force", action="store_true",
                    help="write into an --out folder that already holds files")  # fmt: skip
-    e.add_argument("--cam-scale", choices=("shared", "image"), default="shared",
-                   help="shared (default): one colour scale for every explained infant, so "
-                   "colours compare; image: each map scaled to its own maximum")
+    e.add_argument(
+        "--cam-scale",
+        choices=("shared", "image"),
+        default="shared",
+        help="shared (default): one colour scale for every explained infant, so "
+        "colours compare; image: each map scaled to its own maximum",
+    )
     e.set_defaults(func=run_explain)
 
 
