@@ -30,7 +30,7 @@ def safe_cell(value: Any) -> Any:
     """The cell as written: floats at full precision (resume compares runs exactly),
     other numbers unchanged, text that a spreadsheet would run as a formula escaped."""
     if isinstance(value, float):
-        return repr(value)
+        return repr(float(value))  # float(): numpy 2 writes np.float64 as "np.float64(...)"
     if not isinstance(value, str) or not value:
         return value
     if value.startswith(ESCAPE):

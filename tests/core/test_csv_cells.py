@@ -7,7 +7,7 @@ import csv
 
 import pytest
 
-from core.csv_cells import read_csv, safe_cell, write_csv
+from core.csv_cells import csv_text, read_csv, safe_cell, write_csv
 from core.runs.folder import PREDICTION_FIELDS, FoldFolder
 
 HOSTILE = ['=HYPERLINK("http://x","y")', "+1+2", "-2+3", "@SUM(A1)", "\tx", "\rx", "'=x", "'"]
@@ -29,6 +29,13 @@ def test_formula_text_is_escaped_and_reads_back(tmp_path, text):
 def test_numbers_and_plain_text_stay_as_they_are(value):
     expected = repr(value) if isinstance(value, float) else value
     assert safe_cell(value) == expected
+
+
+def test_numpy_floats_are_written_as_numbers():
+    import numpy as np
+
+    text = csv_text([{"a": np.float64(-0.5), "b": np.float32(0.25), "c": np.int64(3)}], "abc")
+    assert text == "a,b,c\n-0.5,0.25,3\n"
 
 
 def test_fold_predictions_round_trip_hostile_ids_and_negative_logits(tmp_path):
