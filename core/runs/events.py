@@ -240,10 +240,15 @@ class EventLog:
     def emit(self, type_: str, **fields: Any) -> Event:
         event = make_event(type_, self._seq, **fields)
         self._seq += 1
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(event_line(event))
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(event_line(event))
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:  # a full disk names no file: say which (the CLI shows it)
+            if exc.filename or not exc.errno:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
         return event
 
 

@@ -187,3 +187,32 @@ def test_full_disk_while_training_is_exit_2_and_the_run_stays_resumable(
     assert "Traceback" not in err and "resume" in err
     folder = RunFolder(run)
     assert folder.state()["status"] == "failed" and folder.trainer() is None
+
+
+def test_full_disk_on_the_event_stream_names_it(tmp_path, monkeypatch):
+    """Progress events are the most frequent write of a training run, so often the first
+    to meet a full disk: the error names events.jsonl."""
+    import builtins
+
+    from core.runs.events import EventLog
+
+    log = EventLog(tmp_path / "events.jsonl")
+    real_open = builtins.open
+
+    class FullFile:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(builtins, "open", lambda *a, **k: FullFile(real_open(*a, **k)))
+    with pytest.raises(OSError) as info:
+        log.emit("warning", message="x")
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(log.path)
