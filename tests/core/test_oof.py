@@ -66,3 +66,22 @@ def test_bpd_explain_writes_overlays_maps_and_index(run, tmp_path, capsys):
         assert (out / r["png"]).is_file() and np.load(out / r["npy"]).shape == (32, 32)
         assert r["label"] in ("0", "1") and 0 <= float(r["oof_prob"]) <= 1
     assert main(["explain", str(run), "--out", str(out)]) == 2  # neither --patients nor --all
+
+
+def test_explain_caches_overlays_on_the_radiograph_with_one_scale(run, tmp_path):
+    from PIL import Image
+
+    from core.cohort.images import read_image
+    from core.explain.batch import run_explanations
+
+    assert main(["explain", str(run), "--all"]) == 0  # default: the run's explanations/
+    cached = run_explanations(run)
+    assert cached is not None and cached.settings["scaling"] == "shared"
+    peaks = [float(r["peak"]) for r in cached.rows.values()]
+    assert cached.shared_peak == max(peaks) and cached.settings["shared_peak"] == max(peaks)
+    for pid, row in cached.rows.items():
+        assert row["empty"] == str(int(float(row["peak"]) <= 0))
+        h, w = read_image(row["image"]).pixels.shape
+        png_w, png_h = Image.open(cached.overlay_png(pid)).size
+        assert png_w > w and png_h > h  # colour bar beside, caption below, not 32 x 32
+        assert cached.map(pid).shape == (32, 32)

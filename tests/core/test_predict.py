@@ -152,6 +152,8 @@ def test_table_without_outcome_and_with_metrics(runs, new_images, tmp_path, caps
 def test_predict_with_cam_writes_overlay_and_map(runs, new_images, tmp_path):
     from PIL import Image
 
+    from core.cohort.images import read_image
+
     _, ensemble = runs
     paths, _, _ = new_images
     out, cams = tmp_path / "pred.csv", tmp_path / "cams"
@@ -162,7 +164,12 @@ def test_predict_with_cam_writes_overlay_and_map(runs, new_images, tmp_path):
         cam = np.load(row["cam_npy"])
         assert cam.shape == (32, 32) and cam.dtype == np.float32
         assert cam.min() >= 0.0 and cam.max() <= 1.0
-        assert Image.open(row["cam_png"]).size == (32, 32)
+        # the overlay is drawn on the radiograph itself (not the 32 px model input), with
+        # a colour bar to its right and the caption underneath
+        h, w = read_image(row["image"]).pixels.shape
+        png_w, png_h = Image.open(row["cam_png"]).size
+        assert png_w > w and png_h > h and max(h, w) > 32
+        assert float(row["cam_peak"]) >= 0.0
     assert len(list(cams.iterdir())) == 4
 
 
