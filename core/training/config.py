@@ -23,7 +23,7 @@ TEST_IMAGES = ("first", "mean")
 THRESHOLD_METHODS = ("fixed", "youden")
 
 
-@dataclass
+@dataclass(frozen=True)
 class CutMixConfig:
     """CutMix per batch: with probability `p`, lambda ~ Beta(alpha, alpha), then
     recomputed from the box actually pasted."""
@@ -33,7 +33,7 @@ class CutMixConfig:
     alpha: float = 1.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class AugmentConfig:
     """Input augmentation of the fine-tuning phase (and of the probe, if enabled)."""
 
@@ -49,9 +49,10 @@ class AugmentConfig:
     mask_fraction: float = 0.25
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """One training recipe. Defaults are the paper's (docs/method.md)."""
+    """One training recipe. Defaults are the paper's (docs/method.md). Frozen, like
+    the RunConfig that holds it: change a copy with `replace`."""
 
     # model
     init: str = "xrv"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -12,8 +13,12 @@ from core.training.config import TrainConfig, cpu_fast_preset, paper_preset, pre
 
 def test_json_round_trip_through_text():
     cfg = cpu_fast_preset().replace(init="imagenet", strategy="probe+full", seed=9)
-    cfg.cutmix_probe.enabled = True
-    cfg.augment.rotation_deg = 3.0
+    cfg = cfg.replace(
+        cutmix_probe=dataclasses.replace(cfg.cutmix_probe, enabled=True),
+        augment=dataclasses.replace(cfg.augment, rotation_deg=3.0),
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.epochs = 3
     text = json.dumps(cfg.to_json())
     back = TrainConfig.from_json(json.loads(text))
     assert back == cfg
