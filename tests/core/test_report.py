@@ -13,9 +13,9 @@ from sklearn.metrics import roc_auc_score
 from core.cli.main import main
 from core.cohort.model import ClinicalValues, ImageRecord, Patient
 from core.errors import InputError
-from core.scoring.baselines import clinical_baselines
 from core.evaluation.report import write_report
 from core.evaluation.run_data import load_run
+from core.scoring.baselines import clinical_baselines
 from tests.core.runfolder_factory import make_run_folder
 
 EVIL = "<script>alert(1)</script>"

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from core.errors import RunError
-from core.scoring.metrics import auroc
 from core.runs.folder import RunFolder, load_torch
 from core.runs.summary import pooled_predictions, run_summary
+from core.scoring.metrics import auroc
 
 
 def test_create_open_and_state(tmp_path):
