@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from core.cli.main import main
@@ -28,6 +29,8 @@ def test_bench_cli_last_line_is_json(capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     data = json.loads(last)
     assert data["images_per_s"] > 0
+    # the unit of the work model the app estimates with: a trained image is 3 units
+    assert data["work_units_per_s"] == pytest.approx(3 * data["images_per_s"], rel=1e-3)
     assert data["resolution"] == 32 and data["batch_size"] == 2 and data["threads"] == 1
     assert data["frozen_bn_train_mode"] is False
     assert {"device", "precision", "channels_last", "torch"} <= set(data)
