@@ -160,7 +160,7 @@ class PredictView(QWidget):
         lv.addWidget(self.export_button, 0, Qt.AlignRight)
 
         self.viewer = ImageViewer()
-        self.viewer.setMinimumSize(320, 320)
+        self.viewer.setMinimumSize(200, 150)
         self.viewer_note = QLabel("The overlay of the selected image appears here.")
         self.viewer_note.setWordWrap(True)
         right = QWidget()

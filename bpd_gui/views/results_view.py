@@ -37,9 +37,9 @@ class ResultsView(QWidget):
             ["Run", "Status", *metric_titles, "Pooled AUROC", "Patients", "Folds", "Settings"]
         )
         note = QLabel(
-            "Mean ± SD over cross-validation folds (the summary of each run). Per-infant "
-            "review, reports and comparisons: <i>coming in a later version</i> "
-            "(until then: <code>bpd report RUN_DIR</code>, <code>bpd compare A B</code>)."
+            "Mean ± SD over cross-validation folds (the summary of each run). Each infant "
+            "with its Grad-CAM: the Review page. Comparing two runs: "
+            "<code>bpd compare A B</code>."
         )
         note.setWordWrap(True)
         self.report_button = QPushButton("Open report")

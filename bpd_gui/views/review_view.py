@@ -130,7 +130,7 @@ class ReviewView(QWidget):
         self.caption.setObjectName("review_caption")
         self.caption.setWordWrap(True)
         self.viewer = ImageViewer()
-        self.viewer.setMinimumSize(320, 320)
+        self.viewer.setMinimumSize(200, 150)
         self.colour_bar = ColourBar()
         view_row = QHBoxLayout()
         view_row.addWidget(self.viewer, 1)
