@@ -8,6 +8,7 @@ table to stdout.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -42,25 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument(
         "--negative", nargs="+", metavar="V", help="negative values (default: the rest)"
     )
-    sim.add_argument("--preset", choices=tuple(PRESETS), default="cpu-fast", help="base recipe")
-    sim.add_argument("--config", help="a TrainConfig JSON file (instead of the preset)")
-    sim.add_argument(
-        "--rounds",
-        type=int,
-        help="fine-tuning rounds (one local epoch each; the one-cycle schedule and the "
-        "unfreezing follow them; default: the recipe's fine-tuning epochs)",
-    )
-    sim.add_argument(
-        "--probe-rounds",
-        type=int,
-        help=f"linear-probe rounds before them (default {DEFAULT_PROBE_ROUNDS}; "
-        "every round costs seconds of Flower messaging)",
-    )
-    sim.add_argument("--folds", type=int, help="patient-level folds inside each site")
-    sim.add_argument("--resolution", type=int, help="image side in pixels")
-    sim.add_argument("--batch-size", type=int)
-    sim.add_argument("--init", choices=INITS, help="backbone initialisation")
-    sim.add_argument("--seed", type=int)
+    _recipe_flags(sim)
     sim.add_argument(
         "--proximal-mu",
         type=float,
@@ -82,12 +65,111 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument("--out", help="run folder (default: <runs folder>/<time>-federated)")
     sim.add_argument("--quiet", action="store_true", help="no progress lines")
     sim.set_defaults(func=run_simulate)
+
+    serve = sub.add_parser(
+        "serve",
+        help="coordinate real sites: a Flower SuperLink with TLS and SuperNode "
+        "authentication, then the federated run (federated and left-out-site columns)",
+    )
+    serve.add_argument(
+        "--certs",
+        required=True,
+        metavar="DIR",
+        help="folder with ca.crt, server.pem (SANs: this server's name or address) and server.key",
+    )
+    serve.add_argument(
+        "--site-key",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="a site's public key (OpenSSH EC key); one per site, repeat",
+    )
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default all)")
+    serve.add_argument("--port", type=int, default=8000, help="the one HTTPS port (8000)")
+    _recipe_flags(serve)
+    serve.add_argument(
+        "--proximal-mu",
+        type=float,
+        default=0.0,
+        help="FedProx: the proximal term's weight (0 = FedAvg)",
+    )
+    serve.add_argument("--no-loso", action="store_true", help="skip leave-one-site-out")
+    serve.add_argument(
+        "--wait",
+        type=float,
+        default=3600.0,
+        metavar="S",
+        help="how long to wait for every site to connect (default 3600 s)",
+    )
+    serve.add_argument("--out", help="run folder (default: <runs folder>/<time>-federated)")
+    serve.add_argument("--quiet", action="store_true", help="no progress lines")
+    serve.set_defaults(func=run_serve)
+
+    join = sub.add_parser(
+        "join", help="take part as a site: a Flower SuperNode serving this site's cohort"
+    )
+    join.add_argument("table", help="this site's cohort table (stays here)")
+    join.add_argument("--site", required=True, help="this site's name (letters, digits, _)")
+    join.add_argument("--server", required=True, metavar="HOST:PORT", help="the SuperLink")
+    join.add_argument("--ca-cert", required=True, help="the federation's CA certificate")
+    join.add_argument("--site-key", required=True, help="this site's private key")
+    join.add_argument("--images-root", help="folder image paths are relative to")
+    join.add_argument("--outcome", required=True, help="outcome column")
+    join.add_argument("--positive", nargs="+", required=True, metavar="V")
+    join.add_argument("--negative", nargs="+", metavar="V")
+    join.add_argument("--work-dir", help="this site's folder (default: <runs folder>/site-NAME)")
+    join.add_argument("--threads", type=int, default=0, help="torch threads (default all)")
+    join.add_argument(
+        "--runtime-port",
+        type=int,
+        default=9094,
+        help="the SuperNode's local port for its ClientApp processes (127.0.0.1; "
+        "change it only to run two sites on one machine)",
+    )
+    join.add_argument("--quiet", action="store_true", help="no progress lines")
+    join.set_defaults(func=run_join)
     fed.set_defaults(func=lambda _args: _usage(fed))
+
+
+def _recipe_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", choices=tuple(PRESETS), default="cpu-fast", help="base recipe")
+    p.add_argument("--config", help="a TrainConfig JSON file (instead of the preset)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        help="fine-tuning rounds (one local epoch each; the one-cycle schedule and the "
+        "unfreezing follow them; default: the recipe's fine-tuning epochs)",
+    )
+    p.add_argument(
+        "--probe-rounds",
+        type=int,
+        help=f"linear-probe rounds before them (default {DEFAULT_PROBE_ROUNDS}; "
+        "every round costs seconds of Flower messaging)",
+    )
+    p.add_argument("--folds", type=int, help="patient-level folds inside each site")
+    p.add_argument("--resolution", type=int, help="image side in pixels")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--init", choices=INITS, help="backbone initialisation")
+    p.add_argument("--seed", type=int)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
     return 2
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends the command through its cleanup (the Flower processes it started
+    are ended too), as Ctrl-C does."""
+
+    def handler(signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _say(args: argparse.Namespace):
+    return (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
 
 
 def parse_site(text: str, images_root: str | None, outcome: dict):
@@ -131,6 +213,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     from core.federated import require_flwr
 
     require_flwr()
+    _stop_on_sigterm()
     from core.federated.results import table_markdown
     from core.federated.simulate import simulate
     from core.runs.folder import default_run_dir
@@ -142,7 +225,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     if args.proximal_mu < 0:
         raise InputError(f"--proximal-mu must be >= 0, got {args.proximal_mu}")
     out = Path(args.out) if args.out else default_run_dir("federated")
-    say = (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    say = _say(args)
     say(f"run folder: {out}")
     summary = simulate(
         sources,
@@ -162,3 +245,65 @@ def run_simulate(args: argparse.Namespace) -> int:
     )
     print(table_markdown(fed["table"]))
     return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from core.federated import require_flwr
+
+    require_flwr()
+    _stop_on_sigterm()
+    from core.federated.network import ServerCertificates, serve
+    from core.federated.results import table_markdown
+    from core.runs.folder import default_run_dir
+
+    cfg = config_from_args(args)
+    out = Path(args.out) if args.out else default_run_dir("federated")
+    say = _say(args)
+    say(f"run folder: {out}")
+    summary = serve(
+        cfg,
+        certs=ServerCertificates.from_folder(args.certs),
+        site_keys=[Path(k) for k in args.site_key],
+        out=out,
+        host=args.host,
+        port=args.port,
+        loso=not args.no_loso,
+        proximal_mu=args.proximal_mu,
+        wait_s=args.wait,
+        say=say,
+    )
+    print(f"run folder: {out}")
+    print(table_markdown(summary["federated"]["table"]))
+    return 0
+
+
+def run_join(args: argparse.Namespace) -> int:
+    from core.federated import require_flwr
+
+    require_flwr()
+    _stop_on_sigterm()
+    from core import paths
+    from core.federated.network import join
+
+    if not Path(args.table).is_file():
+        raise InputError("site table not found", file=args.table)
+    outcome = {"column": args.outcome, "positive": args.positive, "negative": args.negative or []}
+    source = {
+        "table": str(Path(args.table).resolve()),
+        "images_root": str(Path(args.images_root).resolve()) if args.images_root else None,
+        "mapping": None,
+        "image_pattern": None,
+        "outcome": outcome,
+    }
+    work = Path(args.work_dir) if args.work_dir else paths.runs_dir() / f"site-{args.site}"
+    return join(
+        args.site,
+        source,
+        server=args.server,
+        ca_cert=Path(args.ca_cert),
+        site_key=Path(args.site_key),
+        work_dir=work,
+        threads=args.threads,
+        runtime_port=args.runtime_port,
+        say=_say(args),
+    )

@@ -30,6 +30,7 @@ from core.errors import RunError
 
 APP_NAME = "bpd-federated"
 CONNECTION = "bpd-local"
+STATUS_EVERY_S = 15.0  # how often the run's status is asked (a `flwr` call costs seconds)
 
 
 def free_port() -> int:
@@ -53,6 +54,12 @@ def flower_env(home: Path) -> dict[str, str]:
     env["FLWR_TELEMETRY_ENABLED"] = "0"
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def node_config(site_dir: Path, threads: int = 0) -> str:
+    """A SuperNode's --node-config: where the site's own folder is (read only by the
+    site's ClientApp; node config never leaves the SuperNode)."""
+    return f'site-dir="{site_dir}"' + (f" threads={threads}" if threads else "")
 
 
 def write_app(folder: Path, run_config: dict[str, Any]) -> Path:
@@ -86,39 +93,38 @@ def write_app(folder: Path, run_config: dict[str, Any]) -> Path:
     return folder
 
 
-class LocalFederation:
-    """SuperLink + SuperNodes on loopback; stopped (process groups ended) on exit."""
+class FlowerProcesses:
+    """Flower processes this command started, each in its own process group, with their
+    logs and a private FLWR_HOME; all ended (and the home removed) on exit."""
 
-    def __init__(self, site_dirs: dict[str, Path], threads_per_site: int = 0):
-        self.site_dirs = site_dirs
-        self.threads = threads_per_site
+    def __init__(self) -> None:
         self.home = Path(tempfile.mkdtemp(prefix="bpd-flower-"))
         self.env = flower_env(self.home)
-        self.port = free_port()
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def __enter__(self) -> LocalFederation:
+    def __enter__(self):
+        return self
+
+    def write_connection(self, address: str, root_certificates: Path | None) -> None:
+        """The `flwr` CLI's connection to our SuperLink (Flower's config.toml)."""
+        tls = (
+            f'root-certificates = "{root_certificates}"' if root_certificates else "insecure = true"
+        )
         (self.home / "config.toml").write_text(
             f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\n'
-            f'address = "127.0.0.1:{self.port}"\ninsecure = true\n',
+            f'address = "{address}"\n{tls}\n',
             encoding="utf-8",
         )
-        self._start(
-            "superlink",
-            ["flower-superlink", "--insecure", "--host", "127.0.0.1", "--port", str(self.port),
-             "--disable-runtime-dependency-installation"],
+
+    def flwr(self, *args: str) -> str:
+        """A `flwr` CLI command against our SuperLink; its output, or a RunError."""
+        res = subprocess.run(
+            ["flwr", *args], env=self.env, cwd=self.home, capture_output=True, text=True,
+            timeout=120,
         )  # fmt: skip
-        self._wait_listening(self.port, "superlink")
-        for name, site_dir in self.site_dirs.items():
-            node_config = f'site-dir="{site_dir}"' + (
-                f" threads={self.threads}" if self.threads else ""
-            )
-            self._start(
-                f"supernode-{name}",
-                ["flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{self.port}",
-                 "--port", str(free_port()), "--node-config", node_config],
-            )  # fmt: skip
-        return self
+        if res.returncode != 0:
+            raise RunError(f"flwr {' '.join(args)} failed: {(res.stdout + res.stderr)[-800:]}")
+        return res.stdout
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
@@ -131,12 +137,14 @@ class LocalFederation:
         )  # fmt: skip
         log.close()
 
-    def _wait_listening(self, port: int, name: str, timeout_s: float = 60.0) -> None:
+    def _wait_listening(
+        self, port: int, name: str, timeout_s: float = 60.0, host: str = "127.0.0.1"
+    ) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self._check_alive()
             with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
+                if s.connect_ex((host, port)) == 0:
                     return
             time.sleep(0.2)
         raise RunError(
@@ -164,35 +172,79 @@ class LocalFederation:
         on_wait: Callable[[], None] | None = None,
         timeout_s: float = 24 * 3600.0,
     ) -> str:
-        """`flwr run` the app; wait until is_done() or the run's log stream ends.
-        Returns the ServerApp's log."""
+        """`flwr run` the app, follow the ServerApp's log, and wait until is_done() or
+        Flower reports the run finished (the log stream alone can break on a busy
+        machine, so the run's status decides). Returns the ServerApp's log."""
         app_dir = write_app(self.home / "app", run_config)
-        argv = ["flwr", "run", str(app_dir), CONNECTION, "--stream"]
+        started = self.flwr("run", str(app_dir), CONNECTION, "--format", "json")
+        run_id = str(_json_object(started).get("run-id") or "")
+        if not run_id:
+            raise RunError(f"flwr run did not start a run: {started[-500:]}")
         out_path = self.home / "serverapp.log"
         with open(out_path, "wb") as out:
-            runner = subprocess.Popen(
-                argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.home,
-                start_new_session=True,
+            follower = subprocess.Popen(
+                ["flwr", "log", run_id, CONNECTION, "--stream"], env=self.env, stdout=out,
+                stderr=subprocess.STDOUT, cwd=self.home, start_new_session=True,
             )  # fmt: skip
             deadline = time.monotonic() + timeout_s
+            next_status = time.monotonic() + STATUS_EVERY_S
             try:
-                while runner.poll() is None and not is_done():
+                while not is_done():
                     self._check_alive()
                     if on_wait:
                         on_wait()
                     if time.monotonic() > deadline:
                         raise RunError(f"the federated run took longer than {timeout_s:.0f} s")
+                    if time.monotonic() > next_status:
+                        if self.run_status(run_id) == "finished":
+                            time.sleep(2.0)  # the ServerApp's last write is already on disk
+                            break
+                        next_status = time.monotonic() + STATUS_EVERY_S
                     time.sleep(0.5)
             finally:
-                if runner.poll() is None:
-                    _end_group(runner)
+                _end_group(follower)
         return out_path.read_text(encoding="utf-8", errors="replace")
+
+    def run_status(self, run_id: str) -> str:
+        """Flower's status of a run (pending, starting, running, finished...)."""
+        listing = _json_object(self.flwr("ls", CONNECTION, "--run-id", run_id, "--format", "json"))
+        for run in listing.get("runs", []):
+            if str(run.get("run-id")) == run_id:
+                return str(run.get("status", "")).split(":")[0].strip().lower()
+        return ""
 
     def stop(self) -> None:
         for p in self.procs.values():
             _end_group(p)
         self.procs.clear()
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+class LocalFederation(FlowerProcesses):
+    """SuperLink + one SuperNode per site on 127.0.0.1, without TLS (loopback only)."""
+
+    def __init__(self, site_dirs: dict[str, Path], threads_per_site: int = 0):
+        super().__init__()
+        self.site_dirs = site_dirs
+        self.threads = threads_per_site
+        self.port = free_port()
+
+    def __enter__(self) -> LocalFederation:
+        self.write_connection(f"127.0.0.1:{self.port}", None)
+        self._start(
+            "superlink",
+            ["flower-superlink", "--insecure", "--host", "127.0.0.1", "--port", str(self.port),
+             "--disable-runtime-dependency-installation"],
+        )  # fmt: skip
+        self._wait_listening(self.port, "superlink")
+        for name, site_dir in self.site_dirs.items():
+            self._start(
+                f"supernode-{name}",
+                ["flower-supernode", "--insecure", "--superlink", f"127.0.0.1:{self.port}",
+                 "--port", str(free_port()),
+                 "--node-config", node_config(site_dir, self.threads)],
+            )  # fmt: skip
+        return self
 
 
 def _end_group(p: subprocess.Popen, grace_s: float = 10.0) -> None:
@@ -208,5 +260,11 @@ def _end_group(p: subprocess.Popen, grace_s: float = 10.0) -> None:
         pass
 
 
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
+def _json_object(text: str) -> dict[str, Any]:
+    """The JSON object a `flwr ... --format json` command printed (after any notes)."""
+    start = text.find("{")
+    try:
+        data = json.loads(text[start:]) if start >= 0 else {}
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -46,10 +46,14 @@ def check_site_name(name: str) -> str:
     return name
 
 
-def site_config(name: str, index: int, source: dict[str, Any], cfg: TrainConfig) -> dict[str, Any]:
+def site_config(
+    name: str, index: int, source: dict[str, Any], cfg: TrainConfig | None
+) -> dict[str, Any]:
     """config.json of a site's own run folder: how it reads its cohort (this stays at
-    the site) and the recipe it was given."""
-    return {"site": {"name": name, "index": index}, "cohort_source": source, "train": cfg.to_json()}
+    the site) and, in a simulation, the recipe it was given (a real site gets the recipe
+    with every run)."""
+    config = {"site": {"name": name, "index": index}, "cohort_source": source}
+    return {**config, "train": cfg.to_json()} if cfg else config
 
 
 def site_train_config(recipe: dict[str, Any], threads: int = 0, device: str = "") -> TrainConfig:

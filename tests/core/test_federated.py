@@ -103,6 +103,48 @@ def test_simulate_needs_two_sites(tmp_path, capsys):
     assert "at least two sites" in capsys.readouterr().err
 
 
+def test_serve_and_join_name_the_missing_file(tmp_path, capsys):
+    (tmp_path / "certs").mkdir()
+    code = main(
+        [
+            "federate",
+            "serve",
+            "--certs",
+            str(tmp_path / "certs"),
+            "--site-key",
+            "a.pub",
+            "--site-key",
+            "b.pub",
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
+    assert code == 2
+    assert "ca.crt" in capsys.readouterr().err
+    table = _split_demo(tmp_path, {"A": (3, 3)})["A"]
+    code = main(
+        [
+            "federate",
+            "join",
+            str(table),
+            "--site",
+            "A",
+            "--server",
+            "127.0.0.1:1",
+            "--ca-cert",
+            str(tmp_path / "missing.crt"),
+            "--site-key",
+            "k",
+            "--outcome",
+            "diagnosis",
+            "--positive",
+            "PNEUMONIA",
+        ]
+    )
+    assert code == 2
+    assert "missing.crt" in capsys.readouterr().err
+
+
 def _rows(path: Path) -> list[dict[str, str]]:
     with open(path, encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh))
