@@ -5,13 +5,16 @@ toggled and faded, the view exported."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 
+from bpd_gui.widgets.image_viewer import WINDOW_PRESETS
 from core.cohort.images import read_image
-from tests.gui.review_run import tiny_run
+from tests.gui.review_run import SEVERAL_IMAGES, tiny_run
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +44,7 @@ def _click_header(qtbot, view, column):
 
 def test_run_opens_with_every_tested_infant_and_sorts_by_probability(review, qtbot):
     assert review.model.rowCount() == 12  # the tiny run's patients, each tested once
+    assert review.table_data.row(SEVERAL_IMAGES[0]).images[1:]  # several radiographs
     assert len(review.explanations.rows) == 12  # the cache the child process wrote
     # first test of the session's run: computed here, with progress up to 100 %
     assert len(review.fractions) > 2 and review.fractions[-1] == pytest.approx(1.0)
@@ -131,3 +135,42 @@ def test_flat_maps_are_said_not_painted(review, qtbot):
     assert review.overlay_state == "empty" and "all zero" in review.scaling_note.text()
     assert review.viewer.heat.pixmap().isNull()
     assert f"{len(empty)} all-zero" in review.explain_status.text()
+
+
+def test_every_image_of_an_infant_window_level_and_zoom(review, qtbot):
+    pid = SEVERAL_IMAGES[0]
+    review.select_patient(pid)
+    review.table.setFocus()
+    qtbot.waitUntil(lambda: review.is_showing(pid), timeout=20_000)
+    first = review.current_image()
+    assert Path(review.explanations.rows[pid]["image"]) == first  # the image the fold scored
+    qtbot.keyClick(review.table, Qt.Key_PageDown)
+    assert review.image_index == 1 and review.current_image() != first
+    qtbot.waitUntil(lambda: review.is_showing(pid), timeout=20_000)
+    n = len(review.table_data.row(pid).images)
+    assert review.image_label.text() == f"image 2 of {n}"
+    assert review.overlay_state == "none" and "No Grad-CAM for this image" in (
+        review.scaling_note.text()
+    )
+    qtbot.keyClick(review.table, Qt.Key_PageUp)
+    qtbot.waitUntil(lambda: review.is_showing(pid), timeout=20_000)
+    assert review.current_image() == first and review.overlay_state in ("shown", "empty")
+
+    viewer = review.viewer
+    centre, width = viewer.centre, viewer.width
+    vp = viewer.viewport()
+    qtbot.mousePress(vp, Qt.RightButton, pos=QPoint(100, 100))
+    qtbot.mouseMove(vp, QPoint(140, 60))  # right-drag: wider window (x), brighter level (y)
+    qtbot.mouseRelease(vp, Qt.RightButton, pos=QPoint(140, 60))
+    assert viewer.width > width and viewer.centre > centre
+    shown = viewer.base.pixmap().toImage()
+    review.window_combo.setCurrentIndex(1)
+    review.window_combo.activated.emit(1)
+    assert (viewer.centre, viewer.width) == pytest.approx(WINDOW_PRESETS[1][1:])
+    assert viewer.base.pixmap().toImage() != shown  # the radiograph was redrawn
+
+    fitted = viewer.zoom_level()
+    qtbot.keyClick(review.table, Qt.Key_Plus)
+    assert viewer.zoom_level() == pytest.approx(fitted * 1.25)
+    qtbot.keyClick(review.table, Qt.Key_F)
+    assert viewer.zoom_level() == pytest.approx(fitted)
