@@ -114,6 +114,7 @@ class MainWindow(QMainWindow):
         self.queue.changed.connect(self._update_job_status)
         self.queue.job_updated.connect(lambda _j: self._update_job_status())
         self.queue.job_ended.connect(self._on_job_ended)
+        self.pages["results"].review_requested.connect(self.review_run)
 
     def _restore(self, discover_runs: bool) -> None:
         geometry = self.settings.value("geometry")
@@ -137,6 +138,10 @@ class MainWindow(QMainWindow):
 
     def current_page(self) -> str:
         return PAGES[self.stack.currentIndex()]
+
+    def review_run(self, run_dir: str) -> None:
+        self.pages["review"].open_run(run_dir)  # before showing: not the newest instead
+        self.show_page("review")
 
     def _on_page_shown(self, index: int) -> None:
         # Review and Predict list the finished runs as they are now

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -25,6 +25,7 @@ METRICS = (("auroc", "AUROC"), ("balanced_accuracy", "Bal. acc."), ("f1", "F1"),
 
 
 class ResultsView(QWidget):
+    review_requested = Signal(str)  # a finished run's folder, for the Review page
     def __init__(self, queue: JobQueue, parent=None):
         super().__init__(parent)
         self.queue = queue
@@ -47,7 +48,12 @@ class ResultsView(QWidget):
         self.report_button.clicked.connect(lambda: self._open(report=True))
         self.folder_button = QPushButton("Open folder")
         self.folder_button.clicked.connect(lambda: self._open(report=False))
+        self.review_button = QPushButton("Review infants")
+        self.review_button.setObjectName("review_run_button")
+        self.review_button.setToolTip("Each infant of the run with its radiograph and Grad-CAM")
+        self.review_button.clicked.connect(self._review)
         buttons = QHBoxLayout()
+        buttons.addWidget(self.review_button)
         buttons.addWidget(self.report_button)
         buttons.addWidget(self.folder_button)
         buttons.addStretch(1)
@@ -95,6 +101,13 @@ class ResultsView(QWidget):
         run = self.selected_run()
         self.report_button.setEnabled(run is not None and RunFolder(run).report_path.is_file())
         self.folder_button.setEnabled(run is not None and run.is_dir())
+        finished = run is not None and RunFolder(run).summary() is not None
+        self.review_button.setEnabled(finished)
+
+    def _review(self) -> None:
+        run = self.selected_run()
+        if run is not None:
+            self.review_requested.emit(str(run))
 
     def _open(self, report: bool) -> None:
         run = self.selected_run()

@@ -320,7 +320,7 @@ class ReviewView(QWidget):
         self.run_opened.emit(str(self.run_dir))
         if self.proxy.rowCount():
             self.select_row(0)
-        if self.explanations is None and not self.explainer.is_running():
+        if self.explanations is None and table.has_models and not self.explainer.is_running():
             self.compute_explanations()  # the overlay needs them; the cache makes it once
 
     # --- infants --------------------------------------------------------------------
@@ -513,6 +513,14 @@ class ReviewView(QWidget):
 
     def _update_explain_state(self) -> None:
         ex = self.explanations
+        can = self.table_data is not None and self.table_data.has_models
+        self.explain_button.setEnabled(can and not self.explainer.is_running())
+        if ex is None and not can:
+            self.explain_button.setText("Compute Grad-CAM for every infant")
+            self.explain_status.setText(
+                "This run folder has no fold models (model.pt), so no Grad-CAM can be computed."
+            )
+            return
         if ex is None:
             self.explain_button.setText("Compute Grad-CAM for every infant")
             self.explain_status.setText("")

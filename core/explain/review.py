@@ -39,6 +39,7 @@ class ReviewTable:
     n_repeats: int
     center_crop: float | None
     cohort_problem: str | None = None  # why images / clinical values are missing
+    has_models: bool = True  # every repeat-0 fold kept its model.pt (Grad-CAM needs them)
 
     def row(self, patient_id: str) -> ReviewRow:
         for r in self.rows:
@@ -86,7 +87,8 @@ def review_table(run_dir: str | Path) -> ReviewTable:
         )
     crop = run.preprocess(config).center_crop
     n_repeats = len({f.repeat for f in folds})
-    return ReviewTable(run.path, threshold, rows, n_repeats, crop, problem)
+    has_models = all(f.folder.has_model for f in folds if f.repeat == 0)
+    return ReviewTable(run.path, threshold, rows, n_repeats, crop, problem, has_models)
 
 
 def _out_of_fold(run, folds) -> dict[str, tuple[int, float]]:

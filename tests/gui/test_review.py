@@ -174,3 +174,14 @@ def test_every_image_of_an_infant_window_level_and_zoom(review, qtbot):
     assert viewer.zoom_level() == pytest.approx(fitted * 1.25)
     qtbot.keyClick(review.table, Qt.Key_F)
     assert viewer.zoom_level() == pytest.approx(fitted)
+
+
+def test_results_opens_a_run_without_models_in_review(window, data_dir):
+    run = data_dir / "run_folders" / "demo-full"  # predictions only: no model.pt, no table
+    window.pages["results"].review_requested.emit(str(run))
+    view = window.pages["review"]
+    assert window.current_page() == "review" and view.run_dir == run
+    assert view.model.rowCount() == 163
+    assert not view.explainer.is_running() and not view.explain_button.isEnabled()
+    assert "no fold models" in view.explain_status.text()
+    assert "could not be read" in view.run_info.text()
