@@ -80,7 +80,7 @@ def _fold_result(done: FinishedFold) -> FoldResult:
         threshold=_float(rec.get("threshold", 0.5)),
         history=rec.get("history", []) or [],
     )
-    if done.folder.has_predictions():
+    if done.folder.has_predictions:
         rows = done.folder.read_predictions()
         fold.patient_ids = [r["patient_id"] for r in rows]
         fold.labels = np.array([int(r["label"]) for r in rows], dtype=int)

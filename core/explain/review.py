@@ -100,7 +100,7 @@ def _out_of_fold(run, folds) -> dict[str, tuple[int, float]]:
     probs: dict[str, list[float]] = {}
     labels: dict[str, int] = {}
     for f in folds:
-        if not f.folder.has_predictions():  # finished, but its predictions are gone
+        if not f.folder.has_predictions:  # finished, but its predictions are gone
             continue
         for r in f.folder.read_predictions():
             labels[r["patient_id"]] = int(r["label"])

@@ -246,6 +246,7 @@ class FoldFolder:
         """The fold's test patients: PREDICTION_FIELDS as text, in the order scored."""
         return _read_csv(self.path / _PREDICTIONS)
 
+    @property
     def has_predictions(self) -> bool:
         return (self.path / _PREDICTIONS).is_file()
 
