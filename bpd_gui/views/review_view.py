@@ -430,7 +430,9 @@ class ReviewView(QWidget):
         if fields is None:
             self.details.setText(f"{path.name} (not DICOM: no header)")
             return
-        rows = "".join(f"<tr><td>{k}</td><td>&nbsp;{v}</td></tr>" for k, v in fields)
+        # two fields per line: the header must not squeeze the radiograph
+        cells = [f"<td>{k}</td><td>&nbsp;<b>{v}</b>&nbsp;&nbsp;&nbsp;</td>" for k, v in fields]
+        rows = "".join(f"<tr>{''.join(cells[i : i + 2])}</tr>" for i in range(0, len(cells), 2))
         self.details.setText(f"{path.name} · DICOM header, identifying fields left out"
                              f"<table>{rows}</table>")  # fmt: skip
 
@@ -447,6 +449,9 @@ class ReviewView(QWidget):
             return
         ex = self.explanations
         scaling = self.scaling_key()
+        if ex is None and not self.table_data.has_models:
+            self.scaling_note.setText("No Grad-CAM: this run folder has no fold models.")
+            return
         if ex is None or row.patient_id not in ex.rows:
             note = (
                 "No Grad-CAM yet: it is computed in the background (progress below)."
