@@ -85,6 +85,8 @@ def evaluate(msg: Message, context: Context) -> Message:
         else:
             for k, metrics in enumerate(site.score_left_out(job, incoming)):
                 records[f"{job}-f{k}"] = MetricRecord(_numbers(metrics))
+    for job in [j for j in str(config.get("finished", "")).split(",") if j]:
+        site.run.fold(job).remove_checkpoint()  # a left-out site's training: over
     return Message(RecordDict(records), reply_to=msg)
 
 

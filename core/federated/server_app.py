@@ -195,7 +195,10 @@ class FederationServer:
         msgs = []
         for name, node in sites.items():
             mine = [j for j in jobs if j.fold is not None or j.left_out == name]
-            content: dict = {"config": ConfigRecord({"jobs": ",".join(j.name for j in mine)})}
+            # trainings this site took part in but is not scored on: their state can go
+            done = [j.name for j in jobs if j not in mine and name in j.participants]
+            config = {"jobs": ",".join(j.name for j in mine), "finished": ",".join(done)}
+            content: dict = {"config": ConfigRecord(config)}
             for j in mine:
                 content[j.name] = to_record(weights[j.name])
             msgs.append(Message(RecordDict(content), node, MessageType.EVALUATE))
