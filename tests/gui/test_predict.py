@@ -5,6 +5,7 @@ shown, the results exported as CSV."""
 from __future__ import annotations
 
 import csv
+import shutil
 
 import pytest
 from PIL import Image
@@ -66,3 +67,29 @@ def test_a_table_cannot_be_mixed_with_images(window, images_dir, tmp_path):
     view.add_files([str(images_dir / "IM-0115-0001.jpeg")])
     view.add_files([str(tmp_path / "new.csv")])  # refused: one table on its own
     assert view.inputs == [str(images_dir / "IM-0115-0001.jpeg")]
+
+
+def test_predict_a_table_of_new_infants(window, qtbot, images_dir, tmp_path):
+    for name in ("IM-0115-0001.jpeg", "IM-0117-0001.jpeg", "person1_bacteria_1.jpeg"):
+        shutil.copyfile(images_dir / name, tmp_path / name)  # images beside their table
+    table = tmp_path / "new infants.csv"
+    table.write_text(
+        "patient_id,image\nNEW-1,IM-0115-0001.jpeg\nNEW-1,IM-0117-0001.jpeg\n"
+        "NEW-2,person1_bacteria_1.jpeg\n",
+        encoding="utf-8",
+    )
+    view = window.pages["predict"]
+    view.set_model(tiny_run())
+    view.cam_check.setChecked(False)
+    view.add_files([str(table)])
+    view.start()
+    qtbot.waitUntil(lambda: not view.is_running(), timeout=300_000)
+    assert [r["patient_id"] for r in view.rows] == ["NEW-1", "NEW-1", "NEW-2"]
+    assert not view.results.isColumnHidden(1)  # the infant column is shown for a table
+    view.results.selectRow(0)
+    assert "overlays were off" in view.viewer_note.text()
+    written = view.export_csv(tmp_path / "out.csv")
+    assert [p.name for p in written] == ["out.csv", "out_patients.csv"]
+    with open(written[1], encoding="utf-8", newline="") as fh:
+        patients = list(csv.DictReader(fh))
+    assert [(p["patient_id"], p["n_images"]) for p in patients] == [("NEW-1", "2"), ("NEW-2", "1")]
