@@ -14,6 +14,7 @@ import logging
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from core.errors import InputError
 from core.federated.wire import from_record, to_record
 
 log = logging.getLogger(__name__)
@@ -41,10 +42,17 @@ def describe(msg: Message, context: Context) -> Message:
     run = RunFolder.existing(str(context.node_config["site-dir"]))
     cohort = run.cohort().get("summary", {})
     recipe = json.loads(str(context.run_config["recipe"]))
+    n_folds = int(recipe["cv_folds"])
+    smaller = min(int(cohort["n_positive"]), int(cohort["n_patients"]) - int(cohort["n_positive"]))
+    if smaller < n_folds:  # refuse before any round: the server shows this reason
+        raise InputError(
+            f"{n_folds} folds inside the site need {n_folds} patients of each outcome; "
+            f"this site has {smaller} of the rarer one"
+        )
     counts = {
         "n-patients": int(cohort["n_patients"]),
         "n-positive": int(cohort["n_positive"]),
-        "n-folds": int(recipe["cv_folds"]),
+        "n-folds": n_folds,
     }
     content = RecordDict(
         {
