@@ -520,6 +520,7 @@ class ReviewView(QWidget):
         ex = self.explanations
         can = self.table_data is not None and self.table_data.has_models
         self.explain_button.setEnabled(can and not self.explainer.is_running())
+        self.explain_progress.setVisible(self.explainer.is_running())
         if ex is None and not can:
             self.explain_button.setText("Compute Grad-CAM for every infant")
             self.explain_status.setText(

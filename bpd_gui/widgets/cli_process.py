@@ -26,6 +26,7 @@ class CliProcess(QObject):
         self.process: QProcess | None = None
         self._stdout = ""
         self._stderr = ""
+        self._cancelled = False
         self.exit_code: int | None = None
         self._ok_codes: tuple[int, ...] = (0,)
 
@@ -39,6 +40,7 @@ class CliProcess(QObject):
         self._stdout = self._stderr = ""
         self.exit_code = None
         self._ok_codes = ok_codes
+        self._cancelled = False
         program, *lead = job_client.base_command()
         proc = QProcess(self)
         proc.setProcessEnvironment(job_client.job_environment())
@@ -51,7 +53,9 @@ class CliProcess(QObject):
         proc.start(program, [*lead, *arguments])
 
     def cancel(self) -> None:
+        """Stop the command; no `finished` follows (the caller moved on)."""
         if self.is_running():
+            self._cancelled = True
             self.process.kill()
             self.process.waitForFinished(3000)
 
@@ -72,6 +76,8 @@ class CliProcess(QObject):
             )
 
     def _on_finished(self, code: int, status: QProcess.ExitStatus) -> None:
+        if self._cancelled:
+            return
         self._read_stdout()
         self._read_stderr()
         self.exit_code = code if status == QProcess.NormalExit else None

@@ -185,3 +185,15 @@ def test_results_opens_a_run_without_models_in_review(window, data_dir):
     assert not view.explainer.is_running() and not view.explain_button.isEnabled()
     assert "no fold models" in view.explain_status.text()
     assert "could not be read" in view.run_info.text()
+
+
+def test_switching_runs_stops_a_running_explanation_quietly(review, qtbot, data_dir, caplog):
+    review.compute_explanations()  # recompute the tiny run's maps...
+    assert review.explainer.is_running() and review.explain_progress.isVisible()
+    review.open_run(data_dir / "run_folders" / "demo-full")  # ...and move on at once
+    assert not review.explainer.is_running() and not review.explain_progress.isVisible()
+    qtbot.wait(300)
+    assert "Grad-CAM failed" not in caplog.text  # a stop asked for is not an error
+    review.open_run(tiny_run())  # its cache is intact: index.csv is written last
+    assert review.explanations is not None and len(review.explanations.rows) == 12
+    assert not review.explainer.is_running()
