@@ -65,6 +65,21 @@ def test_the_runner_total_matches_the_estimate_for_the_same_folds():
     assert run_work(cfg, 163, 163) == pytest.approx(exact, rel=0.02)
 
 
+def test_the_estimate_matches_a_real_runs_progress_total():
+    """A real 2-fold run of the demo cohort (163 patients, 245 images): the runner's
+    progress total (exact fold sizes) and the app's estimate (typical fold) agree."""
+    from pathlib import Path
+
+    from core.runs.events import read_events_from
+    from core.training.config import TrainConfig
+
+    stream = Path(__file__).parents[1] / "data" / "events" / "demo-2folds-v1.jsonl"
+    events, _ = read_events_from(stream, 0)
+    cfg = TrainConfig.from_json(events[0].config)
+    runner_total = [e.total for e in events if e.type == "progress"][-1]
+    assert run_work(cfg, 163, 245) == pytest.approx(runner_total, rel=0.01)
+
+
 def test_the_estimate_never_imports_torch():
     code = "import sys, core.training.estimate; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
