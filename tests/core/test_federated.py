@@ -207,6 +207,8 @@ def test_two_site_federation_through_flower(tmp_path, monkeypatch, model):
         "--compare",
         "none",
         "--no-loso",
+        "--proximal-mu",
+        "0.01",
         "--out",
         str(out),
         "--quiet",
@@ -216,7 +218,7 @@ def test_two_site_federation_through_flower(tmp_path, monkeypatch, model):
     run = RunFolder.existing(out)
     assert run.state()["status"] == "finished"
     record = run.federation()
-    assert record["status"] == "finished" and record["strategy"] == "FedAvg"
+    assert record["status"] == "finished" and record["strategy"] == "FedProx"
     assert set(record["sites"]) == {"north", "south"}
 
     # What the server received: only non-BatchNorm parameters, each the shape of the
