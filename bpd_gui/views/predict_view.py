@@ -174,6 +174,7 @@ class PredictView(QWidget):
         split.addWidget(right)
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 1)
+        split.setSizes([540, 700])  # the overlay gets the larger half
         layout = QVBoxLayout(self)
         layout.addLayout(model_row)
         layout.addWidget(self.model_note)
@@ -278,7 +279,9 @@ class PredictView(QWidget):
         self._fill_results()
         done = sum(1 for r in self.rows if r.get("prob"))
         problems = len(self.rows) - done
-        text = f"{done} image(s) predicted; results in {self.result_csv.parent}"
+        folder = self.result_csv.parent
+        text = f"{done} image(s) predicted; saved in predictions/{folder.name}"
+        self.status.setToolTip(str(folder))  # the full path: too long for the line
         if problems:
             text += f"; {problems} could not be predicted (see Problem)"
         self.status.setText(text)
@@ -322,8 +325,8 @@ class PredictView(QWidget):
         if png and Path(png).is_file():
             self.viewer.set_picture(QImage(png))
             self.viewer_note.setText(
-                f"{Path(png).name}: the overlay `bpd predict` wrote (full resolution, "
-                "colour bar, scaling named on it)."
+                f"{Path(png).name}: as `bpd predict` wrote it (full resolution; "
+                "wheel to zoom, drag to pan)."
             )
         elif row.get("problem"):
             self.viewer.set_picture(None)
