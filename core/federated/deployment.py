@@ -52,6 +52,9 @@ def flower_env(home: Path) -> dict[str, str]:
     env["FLWR_HOME"] = str(home)
     env["FLWR_DISABLE_UPDATE_CHECK"] = "1"
     env["FLWR_TELEMETRY_ENABLED"] = "0"
+    # Flower's SuperExec looks for new tasks (a ClientApp or ServerApp to start) once a
+    # second by default; every message waits for that, so ask more often
+    env.setdefault("FLWR_SUPEREXEC_TASK_POLL_INTERVAL", "0.2")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
