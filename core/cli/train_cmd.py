@@ -311,7 +311,7 @@ class EventPrinter:
     def on_event(self, event: Event) -> None:
         p = self.progress
         p.apply(event)
-        if event.type == "progress" and p.done is not None:
+        if event.type == "progress" and p.done is not None and self._fold_running():
             self.bar.update(p.done, p.total, p.eta_s, p.current_step())
         elif event.type == "fold_finished" and p.folds[event.fold_id].is_final_model:
             self.bar.close()
@@ -327,6 +327,11 @@ class EventPrinter:
         elif event.type == "run_cancelled":
             self.bar.close()
             print(p.message, file=sys.stderr)
+
+    def _fold_running(self) -> bool:
+        """Between folds (after a fold's line) the bar stays closed until the next one."""
+        fold = self.progress.folds.get(self.progress.current_fold or "")
+        return fold is not None and fold.metrics is None
 
     def close(self) -> None:
         self.bar.close()

@@ -102,3 +102,18 @@ def test_a_capped_read_stops_at_a_whole_line():
     assert 0 < offset <= 4000 and V1_STREAM.read_bytes()[offset - 1 : offset] == b"\n"
     rest, end = ev.read_events_from(V1_STREAM, offset)
     assert [e.seq for e in events + rest] == list(range(52)) and end == V1_STREAM.stat().st_size
+
+
+def test_the_cli_progress_printer_reads_the_same_reducer(capsys):
+    from core.cli.train_cmd import EventPrinter
+
+    printer = EventPrinter()
+    for event in ev.read_events_from(V1_STREAM, 0)[0]:
+        printer.on_event(event)
+    printer.close()
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("fold ")]
+    aurocs = {f.fold_id: f.metrics["auroc"] for f in printer.progress.folds.values()}
+    assert lines == [f"fold r0-f0 (1/2): AUROC {aurocs['r0-f0']:.3f}",
+                     f"fold r0-f1 (2/2): AUROC {aurocs['r0-f1']:.3f}"]  # fmt: skip
+    assert "r0-f0 epoch 1/3 probe" in err  # the bar notes where the run is
