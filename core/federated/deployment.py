@@ -30,6 +30,9 @@ from core.errors import RunError
 
 APP_NAME = "bpd-federated"
 CONNECTION = "bpd-local"
+# The run folder the ServerApp writes to, in the SuperLink's environment (its ServerApp
+# process inherits it); in the run config every site would see the server's path
+OUT_ENV = "BPD_FEDERATION_OUT"
 STATUS_EVERY_S = 15.0  # how often the run's status is asked (a `flwr` call costs seconds)
 
 
@@ -132,12 +135,17 @@ class FlowerProcesses:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def _start(self, name: str, argv: list[str]) -> None:
+    def _start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it
+        # its own process group (start_new_session): stop() ends its children too
         self.procs[name] = subprocess.Popen(
-            argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.home,
-            start_new_session=True,  # its own process group: stop() ends its children too
-        )  # fmt: skip
+            argv,
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.home,
+            start_new_session=True,
+        )
         log.close()
 
     def _wait_listening(
@@ -226,8 +234,9 @@ class FlowerProcesses:
 class LocalFederation(FlowerProcesses):
     """SuperLink + one SuperNode per site on 127.0.0.1, without TLS (loopback only)."""
 
-    def __init__(self, site_dirs: dict[str, Path], threads_per_site: int = 0):
+    def __init__(self, site_dirs: dict[str, Path], server_out: Path, threads_per_site: int = 0):
         super().__init__()
+        self.server_out = server_out
         self.site_dirs = site_dirs
         self.threads = threads_per_site
         self.port = free_port()
@@ -238,6 +247,7 @@ class LocalFederation(FlowerProcesses):
             "superlink",
             ["flower-superlink", "--insecure", "--host", "127.0.0.1", "--port", str(self.port),
              "--disable-runtime-dependency-installation"],
+            env={OUT_ENV: str(self.server_out)},
         )  # fmt: skip
         self._wait_listening(self.port, "superlink")
         for name, site_dir in self.site_dirs.items():

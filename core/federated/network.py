@@ -19,7 +19,7 @@ from typing import Any
 
 from core.errors import InputError, RunError
 from core.federated import require_flwr
-from core.federated.deployment import FlowerProcesses, node_config
+from core.federated.deployment import OUT_ENV, FlowerProcesses, node_config
 from core.federated.results import arms_from_scores, comparison_table
 from core.federated.site import check_site_name, site_config
 from core.runs.folder import RunFolder, now_iso, package_versions
@@ -105,6 +105,7 @@ def _serve(run, cfg, certs, keys, host, port, loso, mu, wait_s, say) -> dict[str
              "--ssl-certfile", str(certs.cert.resolve()), "--ssl-keyfile", str(certs.key.resolve()),
              "--enable-supernode-auth", "--host", host, "--port", str(port),
              "--disable-runtime-dependency-installation"],
+            env={OUT_ENV: str(run.path.resolve())},
         )  # fmt: skip
         fl._wait_listening(port, "superlink", host=local)
         for key in keys:
@@ -116,7 +117,6 @@ def _serve(run, cfg, certs, keys, host, port, loso, mu, wait_s, say) -> dict[str
             "n-sites": len(keys),
             "loso": bool(loso),
             "proximal-mu": float(mu),
-            "out-dir": str(run.path.resolve()),
             "wait-s": float(wait_s),
             "round-timeout-s": 6 * 3600.0,
         }

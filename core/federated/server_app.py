@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -20,6 +21,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg, FedProx
 
 from core.errors import RunError
+from core.federated.deployment import OUT_ENV
 from core.federated.jobs import Job, plan_jobs
 from core.federated.wire import from_record, manifest, to_record
 from core.runs.folder import RunFolder
@@ -40,7 +42,7 @@ def main(grid: Grid, context: Context) -> None:
         n_sites=int(rc["n-sites"]),
         loso=bool(rc["loso"]),
         proximal_mu=float(rc["proximal-mu"]),
-        out_dir=str(rc["out-dir"]),
+        out_dir=os.environ[OUT_ENV],
         wait_s=float(rc["wait-s"]),
         round_timeout_s=float(rc["round-timeout-s"]),
     ).run()

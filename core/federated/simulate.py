@@ -123,16 +123,14 @@ def _run(run, sources, prepared, cfg, loso, compare, mu, threads, say) -> dict[s
         "n-sites": len(sources),
         "loso": bool(loso),
         "proximal-mu": float(mu),
-        "out-dir": str(run.path.resolve()),
         "wait-s": 300.0,
         "round-timeout-s": 6 * 3600.0,
     }
     say(f"Flower: SuperLink and {len(sources)} SuperNodes on 127.0.0.1, {cfg.total_epochs} rounds")
     t0 = time.monotonic()
     watcher = _RoundWatcher(run, cfg.total_epochs, say)
-    with LocalFederation(
-        {s.name: run.site(s.name).path.resolve() for s in sources}, threads
-    ) as fed:
+    site_dirs = {s.name: run.site(s.name).path.resolve() for s in sources}
+    with LocalFederation(site_dirs, run.path.resolve(), threads) as fed:
         server_log = fed.run_app(run_config, is_done=watcher.finished, on_wait=watcher.poll)
     record = run.federation() or {}
     if record.get("status") != "finished":
