@@ -12,13 +12,12 @@ import sys
 import time
 
 from core.cohort.cache import ImageCache
-from core.cohort.loader import load_cohort
-from core.cohort.mapping import ColumnMapping, guess_mapping
+from core.cohort.loader import load_source
 from core.cohort.model import Cohort
 from core.cohort.outcome_values import NEGATIVE_REST_HINT
 from core.cohort.prepare import prepare_images
 from core.cohort.preprocess import PreprocessConfig
-from core.cohort.table import read_table
+from core.cohort.source import CohortSource, OutcomeSpec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -70,34 +69,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.set_defaults(func=run_check)  # fmt: skip
 
 
-def _mapping(args: argparse.Namespace) -> ColumnMapping | None:
-    if not (args.patient_col or args.image_col or args.image_pattern):
-        return None
-    guessed = guess_mapping(read_table(args.table, args.sheet).columns)
-    image = None if args.image_pattern and not args.image_col else (args.image_col or guessed.image)
-    return ColumnMapping(
-        patient_id=args.patient_col or guessed.patient_id,
-        image=image,
-        outcome=args.outcome or guessed.outcome,
-        gestational_age=guessed.gestational_age,
-        birth_weight=guessed.birth_weight,
-        irds=guessed.irds,
-        sex=guessed.sex,
+def _source(args: argparse.Namespace) -> CohortSource:
+    """The flags as a CohortSource, read by the same loader as training (columns not
+    named are guessed from the header; no --outcome: the outcome column is guessed)."""
+    outcome = None
+    if args.outcome or args.positive or args.negative or args.negative_rest:
+        outcome = OutcomeSpec(args.outcome or "", tuple(args.positive or ()),
+                              tuple(args.negative or ()), bool(args.negative_rest))  # fmt: skip
+    return CohortSource(
+        args.table,
+        outcome,
+        images_root=args.images_root,
+        patient_column=args.patient_col,
+        image_column=args.image_col,
+        image_pattern=args.image_pattern,
+        sheet=args.sheet,
     )
 
 
 def run_check(args: argparse.Namespace) -> int:
-    cohort = load_cohort(
-        args.table,
-        images_root=args.images_root,
-        mapping=_mapping(args),
-        outcome_column=args.outcome,
-        positive=args.positive,
-        negative=args.negative,
-        image_pattern=args.image_pattern,
-        negative_rest=args.negative_rest,
-        sheet=args.sheet,
-    )
+    cohort = load_source(_source(args))
     seconds = 0.0
     if not args.no_decode:
         start = time.perf_counter()

@@ -42,7 +42,7 @@ from core.cohort.outcome_values import (
     listed_values,
     require_named_values_occur,
 )
-from core.cohort.source import CohortSource
+from core.cohort.source import CohortSource, OutcomeSpec
 from core.cohort.table import read_table
 from core.errors import InputError
 
@@ -389,18 +389,22 @@ class _Builder:
 def load_source(source: CohortSource) -> Cohort:
     """Read and validate the cohort a CohortSource names (no image decoding). Columns
     it leaves open are guessed from the header, as `bpd cohort check` does."""
-    if source.outcome is None:
-        raise InputError("no outcome column named (--outcome)", file=source.table)
+    header: list[str] | None = None
     if source.names_columns and not source.is_complete:
-        source = source.resolved(list(read_table(Path(source.table), source.sheet).columns))
-    outcome = source.outcome
+        header = list(read_table(Path(source.table), source.sheet).columns)
+        source = source.resolved(header)
+    mapping = source.column_mapping()
+    outcome = source.outcome or OutcomeSpec("", ())
+    if mapping is not None and not mapping.outcome:  # the outcome column left to the guess
+        header = header or list(read_table(Path(source.table), source.sheet).columns)
+        mapping = dataclasses.replace(mapping, outcome=guess_mapping(header).outcome)
     return load_cohort(
         source.table,
         images_root=source.images_root,
-        mapping=source.column_mapping(),
+        mapping=mapping,
         image_pattern=source.image_pattern,
-        outcome_column=outcome.column,
-        positive=outcome.positive,
+        outcome_column=outcome.column or None,
+        positive=outcome.positive or None,  # none named: the error lists the values found
         negative=outcome.negative or None,
         negative_rest=outcome.negative_rest,
         sheet=source.sheet,

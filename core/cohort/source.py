@@ -26,7 +26,9 @@ CLINICAL_ROLES = ("gestational_age", "birth_weight", "irds", "sex")
 
 @dataclass(frozen=True)
 class OutcomeSpec:
-    """The outcome column and which of its values are positive / negative."""
+    """The outcome column and which of its values are positive / negative. A run needs
+    both (RunConfig checks); `bpd cohort check` may leave the column to the header
+    guess ("") and the positive values open (it then lists the values it found)."""
 
     column: str
     positive: tuple[str, ...]
@@ -34,13 +36,18 @@ class OutcomeSpec:
     negative_rest: bool = False  # every recorded value not named positive is negative
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "column", str(self.column or ""))
         object.__setattr__(self, "positive", tuple(str(v) for v in self.positive))
         object.__setattr__(self, "negative", tuple(str(v) for v in self.negative))
+
+    def require_complete(self, file: str | Path | None = None) -> None:
+        """What training and metrics need: a named column and its positive values."""
         if not self.column:
-            raise InputError("no outcome column named (--outcome)")
+            raise InputError("no outcome column named (--outcome)", file=file)
         if not self.positive:
             raise InputError(
-                f"name the positive values of outcome column '{self.column}' (--positive ...)"
+                f"name the positive values of outcome column '{self.column}' (--positive ...)",
+                file=file,
             )
 
     def mapping(self) -> OutcomeMapping:

@@ -103,6 +103,8 @@ def read_prediction_table(
     table = Path(source.table)
     df = read_table(table, source.sheet)
     spec = source.outcome
+    if spec is not None:
+        spec.require_complete(table)
     outcome_column = spec.column if spec else None
     patient_col, image_col = source.patient_column, source.image_column
     image_pattern = source.image_pattern

@@ -58,6 +58,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.cohort.outcome is None:
             raise InputError("a run needs an outcome column and its positive values")
+        self.cohort.outcome.require_complete(self.cohort.table)
         object.__setattr__(self, "versions", dict(self.versions))
         pre = self.image_preprocess
         if pre is not None and pre.resolution != self.train.resolution:
