@@ -138,3 +138,14 @@ def test_a_bad_config_file_names_the_file(tmp_path):
     with pytest.raises(InputError, match="colour") as err:
         read_config_file(path)
     assert err.value.file == str(path)
+
+
+def test_a_run_needs_a_named_outcome_column_and_positive_values():
+    table = str(demo_cohort_table())
+    for outcome, match in ((None, "outcome column"), (OutcomeSpec("", ("PNEUMONIA",)), "--outcome"),
+                           (OutcomeSpec("diagnosis", ()), "--positive")):  # fmt: skip
+        with pytest.raises(InputError, match=match):
+            RunConfig(preset("cpu-fast"), CohortSource(table, outcome))
+    # cohort check may leave both to the table: the loader lists the values it found
+    with pytest.raises(InputError, match="values in column 'diagnosis'"):
+        load_source(CohortSource(table, OutcomeSpec("", ())))
