@@ -2,7 +2,9 @@
 
     table.read_table(path)                     -> DataFrame of text, index = data row
     mapping.guess_mapping / ColumnMapping / OutcomeMapping / outcome_value_counts
-    loader.load_cohort(table, ...)             -> Cohort (table-level checks, no decoding)
+    source.CohortSource                        where a cohort is and how to read it
+    loader.load_source(source)                 -> Cohort (table-level checks, no decoding)
+    loader.load_cohort(table, ...)             the same from keywords or a DataFrame
     prepare.prepare_images(cohort, cfg, ...)   -> PreparedCohort (decoded through the cache)
     images.read_image(path)                    -> DecodedImage (format from content)
     preprocess.PreprocessConfig / preprocess / to_model_input
