@@ -250,7 +250,7 @@ class PredictView(QWidget):
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         out_dir = paths.studio_home() / "predictions" / f"{stamp}-{Path(model).name}"
         out_dir.mkdir(parents=True, exist_ok=True)
-        self.result_csv = out_dir / "predictions.csv"
+        self.result_csv = out_dir / "new-predictions.csv"
         args = ["predict", model, *self.inputs, "--out", str(self.result_csv)]
         if self.cam_check.isChecked():
             args += ["--cam", str(out_dir / "cam"), "--cam-scale", self.cam_scale.currentData()]
@@ -337,7 +337,7 @@ class PredictView(QWidget):
 
     # --- export ---------------------------------------------------------------------
     def _choose_export(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save predictions", "predictions.csv",
+        path, _ = QFileDialog.getSaveFileName(self, "Save predictions", "new-predictions.csv",
                                               "CSV (*.csv)")  # fmt: skip
         if path:
             self.export_csv(path)
