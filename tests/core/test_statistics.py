@@ -10,6 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from core.evaluation.statistics import (
     bootstrap_auroc_ci,
+    corrected_resampled_t,
     delong_covariance,
     delong_test,
     wilcoxon_signed_rank,
@@ -204,3 +205,54 @@ def test_bootstrap_ci_narrows_with_more_patients():
 def test_bootstrap_needs_both_outcomes():
     with pytest.raises(ValueError, match="both outcomes"):
         bootstrap_auroc_ci([1, 1, 1], [0.2, 0.3, 0.4])
+
+
+# ---------------------------------------------------------------- corrected resampled t
+
+
+def test_corrected_t_hand_computed_example():
+    # d = (0.04, 0.02, 0.06, 0.00): mean 0.03, sample variance 0.02/3 * 0.1 = 6.6667e-4;
+    # 2 x 2-fold CV of 40 patients: 20 train, 20 test per fold, ratio 1.
+    d = [0.04, 0.02, 0.06, 0.00]
+    res = corrected_resampled_t(d, n_train=20, n_test=20)
+    var = sum((x - 0.03) ** 2 for x in d) / 3
+    assert var == pytest.approx(0.002 / 3)
+    se = math.sqrt((1 / 4 + 1) * var)
+    assert res.se == pytest.approx(se)
+    assert res.t == pytest.approx(0.03 / se) and res.df == 3
+    assert res.p_value == pytest.approx(2 * stats.t.sf(0.03 / se, 3))
+    half = stats.t.ppf(0.975, 3) * se
+    assert (res.ci_low, res.ci_high) == pytest.approx((0.03 - half, 0.03 + half))
+
+
+@pytest.mark.parametrize("k,r", [(5, 6), (10, 10), (2, 3)])
+def test_corrected_t_matches_an_independent_computation(k, r):
+    """Nadeau & Bengio (2003) / Bouckaert & Frank (2004), written from the formula."""
+    rng = np.random.default_rng(k * 100 + r)
+    a = rng.normal(0.78, 0.09, k * r)
+    b = a - rng.normal(0.03, 0.05, k * r)
+    n = 163
+    n_test = n / k
+    n_train = n - n_test
+    res = corrected_resampled_t(a, b, n_train=n_train, n_test=n_test)
+    d = a - b
+    j = k * r
+    t_ref = d.mean() / math.sqrt((1 / j + 1 / (k - 1)) * d.var(ddof=1))
+    assert res.test_train_ratio == pytest.approx(1 / (k - 1))
+    assert res.t == pytest.approx(t_ref, rel=1e-12)
+    assert res.df == j - 1
+    assert res.p_value == pytest.approx(2 * stats.t.sf(abs(t_ref), j - 1), rel=1e-10)
+    # the correction only ever widens: the naive paired t-test is more confident
+    naive = stats.ttest_rel(a, b)
+    assert abs(res.t) < abs(float(naive.statistic)) and res.p_value > float(naive.pvalue)
+
+
+def test_corrected_t_without_spread_and_with_too_few_folds():
+    same = corrected_resampled_t([0.7, 0.8, 0.75], [0.7, 0.8, 0.75], n_train=8, n_test=2)
+    assert same.p_value == 1.0 and same.t == 0.0
+    shifted = corrected_resampled_t([0.75, 1.0], [0.5, 0.75], n_train=8, n_test=2)
+    assert shifted.p_value == 0.0 and shifted.mean_difference == 0.25
+    with pytest.raises(ValueError, match="two paired folds"):
+        corrected_resampled_t([0.1], n_train=8, n_test=2)
+    with pytest.raises(ValueError, match="NaN"):
+        corrected_resampled_t([0.1, float("nan")], n_train=8, n_test=2)
