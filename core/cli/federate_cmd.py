@@ -11,9 +11,13 @@ import argparse
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import InputError
 from core.training.config import INITS, PRESETS, TrainConfig, preset
+
+if TYPE_CHECKING:  # the cohort modules load with a command, not with `bpd --help`
+    from core.cohort.source import CohortSource, OutcomeSpec
 
 DEFAULT_PROBE_ROUNDS = 4
 
@@ -40,9 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     sim.add_argument("--outcome", required=True, help="outcome column (the same at every site)")
     sim.add_argument("--positive", nargs="+", required=True, metavar="V", help="positive values")
-    sim.add_argument(
-        "--negative", nargs="+", metavar="V", help="negative values (default: the rest)"
-    )
+    _negative_flags(sim)
     _recipe_flags(sim)
     sim.add_argument(
         "--proximal-mu",
@@ -115,8 +117,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     join.add_argument("--site-key", required=True, help="this site's private key")
     join.add_argument("--images-root", help="folder image paths are relative to")
     join.add_argument("--outcome", required=True, help="outcome column")
-    join.add_argument("--positive", nargs="+", required=True, metavar="V")
-    join.add_argument("--negative", nargs="+", metavar="V")
+    join.add_argument("--positive", nargs="+", required=True, metavar="V", help="positive values")
+    _negative_flags(join)
     join.add_argument("--work-dir", help="this site's folder (default: <runs folder>/site-NAME)")
     join.add_argument("--threads", type=int, default=0, help="torch threads (default all)")
     join.add_argument(
@@ -129,6 +131,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     join.add_argument("--quiet", action="store_true", help="no progress lines")
     join.set_defaults(func=run_join)
     fed.set_defaults(func=lambda _args: _usage(fed))
+
+
+def _negative_flags(p: argparse.ArgumentParser) -> None:
+    """As `bpd train`: a value named in neither list excludes its patient; only
+    --negative-rest makes every other recorded value negative (a typo must not)."""
+    p.add_argument(
+        "--negative",
+        nargs="+",
+        metavar="V",
+        help="negative values; a value named in neither list excludes its patient",
+    )
+    p.add_argument("--negative-rest", action="store_true",
+                   help="every recorded value not named positive is negative")  # fmt: skip
 
 
 def _recipe_flags(p: argparse.ArgumentParser) -> None:
@@ -172,41 +187,49 @@ def _say(args: argparse.Namespace):
     return (lambda _m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
 
 
-def parse_site(text: str, images_root: str | None, outcome: dict):
+def outcome_from_args(args: argparse.Namespace) -> OutcomeSpec:
+    from core.cohort.source import OutcomeSpec
+
+    return OutcomeSpec(args.outcome, tuple(args.positive), tuple(args.negative or ()),
+                       bool(args.negative_rest))  # fmt: skip
+
+
+def cohort_source(table: str, images_root: str | None, outcome: OutcomeSpec) -> CohortSource:
+    """A site's cohort as `bpd train TABLE --images-root DIR --outcome ...` reads it."""
+    from core.cohort.source import CohortSource
+
+    if not Path(table).is_file():
+        raise InputError("site table not found", file=table)
+    root = str(Path(images_root).resolve()) if images_root else None
+    return CohortSource(str(Path(table).resolve()), outcome, images_root=root)
+
+
+def parse_site(text: str, images_root: str | None, outcome: OutcomeSpec):
     from core.federated.simulate import SiteSource
 
     name, sep, table = text.partition("=")
     if not sep or not name or not table:
         raise InputError(f"--site {text!r}: write NAME=TABLE, e.g. --site north=north/cohort.csv")
-    if not Path(table).is_file():
-        raise InputError("site table not found", file=table)
-    return SiteSource(name.strip(), table, images_root, outcome)
+    return SiteSource(name.strip(), cohort_source(table, images_root, outcome))
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    cfg = preset(args.preset)
-    if args.config:
-        import json
+    """The federation's recipe: --config (a TrainConfig JSON, or a RunConfig JSON whose
+    recipe is taken) or the preset with DEFAULT_PROBE_ROUNDS, then the flags, as
+    `bpd train` applies them (core.cli.train_options); one set of folds per site."""
+    from core.cli.train_options import FLAG_FIELDS, train_config_from_args
+    from core.runs.run_config import RunConfig, read_config_file
 
-        try:
-            cfg = TrainConfig.from_json(json.loads(Path(args.config).read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read the config: {exc}", file=args.config) from exc
+    if args.config:
+        loaded = read_config_file(args.config)
+        cfg = loaded.train if isinstance(loaded, RunConfig) else loaded
     else:
-        cfg = cfg.replace(probe_epochs=DEFAULT_PROBE_ROUNDS)
-    changes = {
-        "epochs": args.rounds,
-        "probe_epochs": args.probe_rounds,
-        "cv_folds": args.folds,
-        "resolution": args.resolution,
-        "batch_size": args.batch_size,
-        "init": args.init,
-        "seed": args.seed,
-    }
-    cfg = cfg.replace(**{k: v for k, v in changes.items() if v is not None})
-    if cfg.cv_repeats != 1:
-        cfg = cfg.replace(cv_repeats=1)  # one set of folds inside each site
-    return cfg
+        cfg = preset(args.preset).replace(probe_epochs=DEFAULT_PROBE_ROUNDS)
+    flags = argparse.Namespace(**dict.fromkeys(FLAG_FIELDS), cutmix=None)
+    flags.epochs, flags.probe_epochs, flags.folds = args.rounds, args.probe_rounds, args.folds
+    flags.resolution, flags.batch_size = args.resolution, args.batch_size
+    flags.init, flags.seed = args.init, args.seed
+    return train_config_from_args(cfg, flags).replace(cv_repeats=1)
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -218,7 +241,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     from core.federated.simulate import simulate
     from core.runs.folder import default_run_dir
 
-    outcome = {"column": args.outcome, "positive": args.positive, "negative": args.negative or []}
+    outcome = outcome_from_args(args)
     sources = [parse_site(s, args.images_root, outcome) for s in args.site]
     compare = tuple(c for c in args.compare.split(",") if c and c != "none")
     cfg = config_from_args(args)
@@ -285,16 +308,7 @@ def run_join(args: argparse.Namespace) -> int:
     from core import paths
     from core.federated.network import join
 
-    if not Path(args.table).is_file():
-        raise InputError("site table not found", file=args.table)
-    outcome = {"column": args.outcome, "positive": args.positive, "negative": args.negative or []}
-    source = {
-        "table": str(Path(args.table).resolve()),
-        "images_root": str(Path(args.images_root).resolve()) if args.images_root else None,
-        "mapping": None,
-        "image_pattern": None,
-        "outcome": outcome,
-    }
+    source = cohort_source(args.table, args.images_root, outcome_from_args(args))
     work = Path(args.work_dir) if args.work_dir else paths.runs_dir() / f"site-{args.site}"
     return join(
         args.site,

@@ -8,6 +8,7 @@ carry only exchanged weights (core.federated.exchange), patient counts and metri
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 
@@ -71,12 +72,26 @@ def train(msg: Message, context: Context) -> Message:
     round_index = int(config["round"])
     mu = float(config.get("proximal-mu", 0.0))
     records: dict = {}
-    for job in str(config["jobs"]).split(","):
-        incoming = from_record(msg.content.array_records.get(job))
-        arrays, n_patients, loss = site.train_round(job, round_index, incoming, mu)
-        records[job] = to_record(arrays)
-        records[f"{job}.metrics"] = MetricRecord({"num-patients": n_patients, "train-loss": loss})
+    with _locked(site):
+        for job in str(config["jobs"]).split(","):
+            incoming = from_record(msg.content.array_records.get(job))
+            arrays, n_patients, loss = site.train_round(job, round_index, incoming, mu)
+            records[job] = to_record(arrays)
+            records[f"{job}.metrics"] = MetricRecord(
+                {"num-patients": n_patients, "train-loss": loss}
+            )
     return Message(RecordDict(records), reply_to=msg)
+
+
+@contextlib.contextmanager
+def _locked(site):
+    """One process writes a site's folder at a time, as `bpd train` holds its run's lock
+    (core.runs.lock): a second SuperNode or a `bpd resume` on the same folder is refused
+    (the server shows the reason). Holding it, the temp files of a write an earlier
+    ClientApp process did not finish (killed) are garbage and go."""
+    with site.run.lock():
+        site.run.remove_stale_temp_files()
+        yield
 
 
 @app.evaluate()
@@ -85,16 +100,17 @@ def evaluate(msg: Message, context: Context) -> Message:
     site = _site(context)
     config = msg.content["config"]
     records: dict = {}
-    for job in [j for j in str(config["jobs"]).split(",") if j]:
-        incoming = from_record(msg.content.array_records.get(job))
-        kind, _ = job.split("-", 1)
-        if kind == "fed":
-            records[job] = MetricRecord(_numbers(site.score_fed(job, incoming)))
-        else:
-            for k, metrics in enumerate(site.score_left_out(job, incoming)):
-                records[f"{job}-f{k}"] = MetricRecord(_numbers(metrics))
-    for job in [j for j in str(config.get("finished", "")).split(",") if j]:
-        site.run.fold(job).remove_checkpoint()  # a left-out site's training: over
+    with _locked(site):
+        for job in [j for j in str(config["jobs"]).split(",") if j]:
+            incoming = from_record(msg.content.array_records.get(job))
+            kind, _ = job.split("-", 1)
+            if kind == "fed":
+                records[job] = MetricRecord(_numbers(site.score_fed(job, incoming)))
+            else:
+                for k, metrics in enumerate(site.score_left_out(job, incoming)):
+                    records[f"{job}-f{k}"] = MetricRecord(_numbers(metrics))
+        for job in [j for j in str(config.get("finished", "")).split(",") if j]:
+            site.run.fold(job).remove_checkpoint()  # a left-out site's training: over
     return Message(RecordDict(records), reply_to=msg)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.cohort.source import CohortSource
 from core.errors import InputError, RunError
 from core.federated import require_flwr
 from core.federated.deployment import OUT_ENV, FlowerProcesses, node_config
@@ -87,7 +88,8 @@ def serve(
     }
     run = RunFolder.create(out, config, {"sites": {}})
     try:
-        summary = _serve(run, cfg, certs, keys, host, port, loso, proximal_mu, wait_s, say)
+        with run.lock():  # one process writes the run, as `bpd train` (core.runs.lock)
+            summary = _serve(run, cfg, certs, keys, host, port, loso, proximal_mu, wait_s, say)
     except BaseException as exc:
         run.write_state("failed", error=f"{type(exc).__name__}: {exc}")
         raise
@@ -173,7 +175,7 @@ def _read(run: RunFolder) -> dict[str, Any]:
 
 def join(
     name: str,
-    source: dict[str, Any],
+    source: CohortSource,
     *,
     server: str,
     ca_cert: Path,
@@ -217,25 +219,34 @@ def join(
     return 0
 
 
-def _site_folder(name: str, source: dict[str, Any], work_dir: Path, say: Say) -> Path:
+def _site_folder(name: str, source: CohortSource, work_dir: Path, say: Say) -> Path:
     """The site's own folder (created once; a later join reuses it): its cohort source
     and cohort, read and decoded now so problems show before the federation starts."""
-    from core.cohort.loader import load_recorded_cohort
+    from core.cohort.loader import load_source
 
     if RunFolder.looks_like_run(work_dir):
-        run = RunFolder.open(work_dir)
+        # existing(), not open(): a ClientApp of this site may be writing it right now
+        run = RunFolder.existing(work_dir)
         if run.config().get("site", {}).get("name") != name:
             raise InputError(f"this folder belongs to another site, not {name!r}", file=work_dir)
+        busy = run.trainer()
+        if busy is not None:  # the lock a ClientApp holds while it trains (core.runs.lock)
+            raise InputError(
+                f"another process (pid {busy.get('pid', '?')} on {busy.get('host', '?')}) is "
+                "training this site's folder; is this site already joined?",
+                file=work_dir,
+            )
         return run.path
-    cohort = load_recorded_cohort(source)
+    config = site_config(name, 0, source, None)  # checks the outcome is named
+    cohort = load_source(source)
     if not cohort.is_usable(min_per_class=2):
         raise InputError(
             f"site {name}: needs at least 2 usable patients of each outcome; it has "
             f"{cohort.n_positive} positive and {cohort.n_negative} negative",
-            file=source["table"],
+            file=source.table,
         )
     index = int(hashlib.sha256(name.encode()).hexdigest(), 16) % 997  # its own RNG streams
-    config = site_config(name, index, source, None)
+    config["site"]["index"] = index
     RunFolder.create(work_dir, config, cohort.to_json())
     say(f"site {name}: {cohort.n_patients} patients ({cohort.n_positive} positive)")
     return work_dir

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from core.cohort.source import CohortSource
 from core.errors import InputError, RunError
 from core.federated import require_flwr
 from core.federated.results import arms_from_scores, comparison_table
@@ -32,23 +33,13 @@ Say = Callable[[str], None]
 COMPARISONS = ("local", "pooled")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SiteSource:
-    """Where one simulated site's cohort is (a `bpd train`-style cohort source)."""
+    """One simulated site: its name and where its cohort is (the CohortSource a
+    `bpd train` of that site alone would read)."""
 
     name: str
-    table: str
-    images_root: str | None
-    outcome: dict[str, Any]  # {column, positive, negative}
-
-    def to_source(self) -> dict[str, Any]:
-        return {
-            "table": str(Path(self.table).resolve()),
-            "images_root": str(Path(self.images_root).resolve()) if self.images_root else None,
-            "mapping": None,
-            "image_pattern": None,
-            "outcome": self.outcome,
-        }
+    cohort: CohortSource
 
 
 def simulate(
@@ -69,7 +60,7 @@ def simulate(
     config = {
         "train": cfg.to_json(),
         "federated": {
-            "sites": [{"name": s.name, "cohort_source": s.to_source()} for s in sources],
+            "sites": [{"name": s.name, "cohort_source": s.cohort.to_json()} for s in sources],
             "rounds": cfg.total_epochs,
             "probe_rounds": cfg.probe_epochs if cfg.uses_probe else 0,
             "loso": loso,
@@ -97,7 +88,8 @@ def simulate(
         resumed=False,
     )
     try:
-        summary = _run(run, sources, prepared, cfg, loso, compare, proximal_mu, threads, say)
+        with run.lock():  # one trainer per run folder, as `bpd train` (core.runs.lock)
+            summary = _run(run, sources, prepared, cfg, loso, compare, proximal_mu, threads, say)
     except BaseException as exc:
         run.write_state("failed", error=f"{type(exc).__name__}: {exc}")
         events.emit(
@@ -116,7 +108,7 @@ def _run(run, sources, prepared, cfg, loso, compare, mu, threads, say) -> dict[s
     from core.training.runtime import resolve_runtime
 
     for i, s in enumerate(sources):
-        RunFolder.create(run.site(s.name).path, site_config(s.name, i, s.to_source(), cfg),
+        RunFolder.create(run.site(s.name).path, site_config(s.name, i, s.cohort, cfg),
                          prepared[s.name].cohort.to_json())  # fmt: skip
     run_config = {
         "recipe": _json(cfg.to_json()),
@@ -218,11 +210,11 @@ def _federated_predictions(run: RunFolder, sites: list[str], n_folds: int) -> li
 
 
 def _prepare(source: SiteSource, cfg: TrainConfig, say: Say):
-    from core.cohort.loader import load_recorded_cohort
+    from core.cohort.loader import load_source
     from core.cohort.prepare import prepare_images
     from core.cohort.preprocess import PreprocessConfig
 
-    cohort = load_recorded_cohort(source.to_source())
+    cohort = load_source(source.cohort)
     prepared = prepare_images(cohort, PreprocessConfig(resolution=cfg.resolution))
     c = prepared.cohort
     if not c.is_usable(min_per_class=cfg.cv_folds):
@@ -230,7 +222,7 @@ def _prepare(source: SiteSource, cfg: TrainConfig, say: Say):
             f"site {source.name}: {cfg.cv_folds} folds inside the site need at least "
             f"{cfg.cv_folds} usable patients of each outcome; it has {c.n_positive} positive "
             f"and {c.n_negative} negative (run `bpd cohort check` to see what was excluded)",
-            file=source.table,
+            file=source.cohort.table,
         )
     n_pos = int(prepared.labels.sum())
     say(f"site {source.name}: {len(prepared.labels)} patients ({n_pos} positive), "
@@ -244,6 +236,10 @@ def _check_sources(sources: list[SiteSource], cfg: TrainConfig, compare: tuple[s
     if len(sources) < 2:
         raise InputError("a federation needs at least two sites (--site NAME=TABLE, twice or more)")
     names = [check_site_name(s.name) for s in sources]
+    for s in sources:  # each site's cohort as a run of its own would need it
+        if s.cohort.outcome is None:
+            raise InputError(f"site {s.name}: no outcome column named", file=s.cohort.table)
+        s.cohort.outcome.require_complete(s.cohort.table)
     if len(set(names)) != len(names):
         raise InputError(f"site names must differ: {', '.join(names)}")
     unknown = sorted(set(compare) - set(COMPARISONS))

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.cohort.source import CohortSource
 from core.errors import InputError, RunError
 from core.federated.exchange import ProximalTerm, apply_incoming, exchanged_keys, outgoing
 from core.federated.jobs import parse_job
@@ -47,13 +48,21 @@ def check_site_name(name: str) -> str:
 
 
 def site_config(
-    name: str, index: int, source: dict[str, Any], cfg: TrainConfig | None
+    name: str, index: int, source: CohortSource, cfg: TrainConfig | None
 ) -> dict[str, Any]:
     """config.json of a site's own run folder: how it reads its cohort (this stays at
     the site) and, in a simulation, the recipe it was given (a real site gets the recipe
-    with every run)."""
-    config = {"site": {"name": name, "index": index}, "cohort_source": source}
-    return {**config, "train": cfg.to_json()} if cfg else config
+    with every run). With a recipe it is a whole RunConfig's JSON (plus "site"), so
+    RunFolder.run_config() reads a simulated site's folder like any run's."""
+    from core.runs.run_config import RunConfig
+
+    site = {"site": {"name": name, "index": index}}
+    if cfg is None:
+        if source.outcome is None:
+            raise InputError("a site needs an outcome column and its positive values")
+        source.outcome.require_complete(source.table)
+        return {**site, "cohort_source": source.to_json()}
+    return {**site, **RunConfig(cfg, source).to_json()}
 
 
 def site_train_config(recipe: dict[str, Any], threads: int = 0, device: str = "") -> TrainConfig:
@@ -90,7 +99,9 @@ class Site:
         from core.cohort.prepare import prepare_images
         from core.cohort.preprocess import PreprocessConfig
 
-        run = RunFolder.open(site_dir)
+        # existing(), not open(): open() deletes temp files, and another process may be
+        # writing this folder; the caller holds the site's lock while it trains (`lock`)
+        run = RunFolder.existing(site_dir)
         config = run.config()
         info = config["site"]
         cohort = load_recorded_cohort(run.cohort_source(config))

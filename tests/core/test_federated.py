@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.cli.main import main
+from core.cli.main import build_parser, main
+from core.cohort.source import CohortSource, OutcomeSpec
 from core.errors import InputError
 from core.federated.exchange import (
     ALL_GROUPS,
@@ -145,6 +146,42 @@ def test_serve_and_join_name_the_missing_file(tmp_path, capsys):
     assert "missing.crt" in capsys.readouterr().err
 
 
+def test_site_outcome_flags_are_the_train_commands(tmp_path):
+    """--negative names the negatives; without it (or --negative-rest) a value named in
+    neither list excludes its patient, as in `bpd train`: never "every other value"."""
+    from core.cli.federate_cmd import config_from_args, outcome_from_args, parse_site
+
+    table = _split_demo(tmp_path, {"A": (3, 3)})["A"]
+    base = ["federate", "simulate", "--site", f"A={table}", "--outcome", "diagnosis"]
+    parse = build_parser().parse_args
+
+    args = parse([*base, "--positive", "PNEUMONIA", "--negative", "NORMAL", "--rounds", "2"])
+    site = parse_site(args.site[0], str(DEMO), outcome_from_args(args))
+    assert site.cohort.outcome == OutcomeSpec("diagnosis", ("PNEUMONIA",), ("NORMAL",), False)
+    assert site.cohort.table == str(table.resolve())
+    assert site.cohort.images_root == str(DEMO)
+    cfg = config_from_args(args)
+    assert cfg.epochs == 2 and cfg.cv_repeats == 1 and cfg.probe_epochs == 4
+
+    rest = outcome_from_args(parse([*base, "--positive", "PNEUMONIA", "--negative-rest"]))
+    assert rest.negative_rest and not rest.negative
+    only = outcome_from_args(parse([*base, "--positive", "PNEUMONIA"]))
+    assert not only.negative_rest and not only.negative
+    assert OutcomeSpec.from_json(only.to_json()) == only  # recorded: not "the rest"
+
+
+def test_simulate_without_negatives_excludes_them_and_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("BPD_STUDIO_HOME", str(tmp_path / "home"))
+    tables = _split_demo(tmp_path, {"A": (3, 3), "B": (3, 3)})
+    argv = ["federate", "simulate", "--site", f"A={tables['A']}", "--site", f"B={tables['B']}",
+            "--images-root", str(DEMO), "--outcome", "diagnosis", "--positive", "PNEUMONIA",
+            "--init", "random", "--resolution", "32", "--folds", "2",
+            "--out", str(tmp_path / "r"), "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "site A" in err and "0 negative" in err, err
+
+
 def _rows(path: Path) -> list[dict[str, str]]:
     with open(path, encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh))
@@ -202,6 +239,8 @@ def test_two_site_federation_through_flower(tmp_path, monkeypatch, model):
         "diagnosis",
         "--positive",
         "PNEUMONIA",
+        "--negative",
+        "NORMAL",
         "--config",
         str(tmp_path / "cfg.json"),
         "--compare",
@@ -278,13 +317,12 @@ def test_left_out_site_reestimates_batchnorm_on_its_fold_training_images(
     monkeypatch.setenv("BPD_STUDIO_HOME", str(tmp_path / "home"))
     table = _split_demo(tmp_path, {"west": (5, 4)})["west"]
     cfg = TrainConfig(init="random", resolution=32, cv_folds=2, cv_repeats=1, batch_size=4)
-    source = {
-        "table": str(table),
-        "images_root": str(DEMO),
-        "mapping": None,
-        "outcome": {"column": "diagnosis", "positive": ["PNEUMONIA"], "negative": []},
-    }
+    source = CohortSource(
+        str(table), OutcomeSpec("diagnosis", ("PNEUMONIA",), ("NORMAL",)), images_root=str(DEMO)
+    )
     RunFolder.create(tmp_path / "west", site_config("west", 0, source, cfg), {})
+    # a simulated site's folder is a run config of its own (recipe and cohort)
+    assert RunFolder.existing(tmp_path / "west").run_config().cohort == source
     site = Site.load(str(tmp_path / "west"), site_train_config(cfg.to_json(), threads=1))
 
     seen: list[set[int]] = []

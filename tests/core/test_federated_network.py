@@ -110,6 +110,8 @@ def test_serve_and_two_joins_with_tls_and_node_authentication(tmp_path):
                 "diagnosis",
                 "--positive",
                 "PNEUMONIA",
+                "--negative",
+                "NORMAL",
                 "--work-dir",
                 str(tmp_path / f"site-{s}"),
                 "--runtime-port",
