@@ -19,7 +19,10 @@ import torch.nn.functional as F
 
 from core.training.config import AugmentConfig, CutMixConfig
 
-BLACK = -1024.0  # intensity of a black pixel in the model's input range
+# What fills the areas a rotation (or crop) brings in from outside the image: 0 in the
+# model's input range [-1024, 1024], i.e. mid-grey, as the authors' code (torchvision's
+# rotation with fill=0 on the normalised tensor), not black (-1024).
+FILL = 0.0
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
@@ -28,7 +31,7 @@ def _uniform(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
 
 def _affine(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
     """Random resized crop (area scale, aspect 3/4-4/3 like torchvision), rotation and
-    horizontal flip, sampled in one bilinear pass; areas outside the image are black."""
+    horizontal flip, sampled in one bilinear pass; areas outside the image are FILL."""
     n = x.shape[0]
     scale = _uniform(n, cfg.crop_scale_min, cfg.crop_scale_max, g)
     log_ratio = _uniform(n, math.log(3 / 4), math.log(4 / 3), g)
@@ -49,10 +52,10 @@ def _affine(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Te
     theta[:, 0, 2] = cx
     theta[:, 1, 2] = cy
     grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
-    shifted = x - BLACK  # zero padding of grid_sample then means black
+    shifted = x - FILL  # grid_sample pads with zeros: shift so that padding means FILL
     return (
         F.grid_sample(shifted, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        + BLACK
+        + FILL
     )
 
 
