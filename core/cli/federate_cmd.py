@@ -267,7 +267,21 @@ def run_simulate(args: argparse.Namespace) -> int:
         "test-fold AUROC, mean ± SD over folds:"
     )
     print(table_markdown(fed["table"]))
+    _write_report(out)
     return 0
+
+
+def _write_report(run_dir: Path) -> None:
+    """report.html beside the results, as `bpd train` writes one; a failed report never
+    fails the finished federation."""
+    from core.federated.report import write_federated_report
+
+    try:
+        path = write_federated_report(run_dir)
+    except Exception as exc:
+        print(f"warning: the report could not be written: {exc}", file=sys.stderr)
+        return
+    print(f"report: {path}")
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -297,6 +311,7 @@ def run_serve(args: argparse.Namespace) -> int:
     )
     print(f"run folder: {out}")
     print(table_markdown(summary["federated"]["table"]))
+    _write_report(out)
     return 0
 
 

@@ -33,8 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     from core.evaluation.report import write_report
+    from core.runs.folder import RunFolder
 
     html = _report_target(args.run_dir, args.html, args.force) if args.html else None
+    run = RunFolder.existing(args.run_dir)
+    if run.is_federated():  # per-site results, no folds of its own (core.federated.report)
+        from core.federated.report import write_federated_report as write_report
     print(write_report(args.run_dir, html))
     return 0
 
@@ -49,10 +53,11 @@ def _report_target(run_dir: str, html: str, force: bool) -> Path:
     run = RunFolder.existing(run_dir)
     if same_file(html, run.report_path):
         return Path(html)
-    table = run.cohort_source().get("table")
-    return check_output_file(
-        html, inputs=[table] if table else [], input_dirs=[run.path], force=force, flag="--html"
-    )
+    config = run.config()
+    sources = [run.cohort_source(config)]
+    sources += [s.get("cohort_source") or {} for s in config.get("federated", {}).get("sites", [])]
+    tables = [s["table"] for s in sources if s.get("table")]  # a federation's: every site's
+    return check_output_file(html, inputs=tables, input_dirs=[run.path], force=force, flag="--html")
 
 
 def _compare(args: argparse.Namespace) -> int:

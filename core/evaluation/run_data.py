@@ -126,6 +126,12 @@ def load_run(run_dir: str | Path) -> RunData:
     if not run.path.is_dir():
         raise InputError("is not a run folder (no such directory)", file=run.path)
     folds = [_fold_result(f) for f in run.finished_folds()]
+    if not folds and run.has_config and run.is_federated():
+        raise InputError(
+            "is a federated run: its results are per site (`bpd report` shows them); "
+            "it has no cross-validation folds of its own",
+            file=run.path,
+        )
     if not folds:
         raise InputError("has no finished fold yet", file=run.path)
     pooled = run.predictions()

@@ -351,8 +351,15 @@ class RunFolder:
         """config.json as the typed RunConfig (core.runs.run_config) it was written from."""
         from core.runs.run_config import RunConfig
 
+        config = self.config()
+        if self.is_federated(config):  # several sites, each with its own cohort source
+            raise InputError(
+                "is a federated run (bpd federate): it has no single cohort; each site's "
+                "own folder holds its run config (sites/NAME in a simulation)",
+                file=self.path,
+            )
         try:
-            return RunConfig.from_json(self.config())
+            return RunConfig.from_json(config)
         except InputError as exc:
             raise InputError(exc.detail, file=exc.file or self.path / _CONFIG) from None
 
@@ -410,6 +417,11 @@ class RunFolder:
         state and predictions). In a real federation it lives on the site's disk; a
         simulation keeps every site's folder inside the run."""
         return RunFolder(self.path / _SITES / name)
+
+    def is_federated(self, config: dict[str, Any] | None = None) -> bool:
+        """A `bpd federate simulate|serve` run: config.json has a "federated" part, the
+        results are per site (summary's "federated", federation.json), not in folds/."""
+        return "federated" in (config or self.config())
 
     def site_names(self) -> list[str]:
         sites = self.path / _SITES
