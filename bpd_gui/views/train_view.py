@@ -1,4 +1,9 @@
-"""Train page: the run form, the queue of runs, and the selected run's live progress."""
+"""Train page: the run form, the queue of runs, and the selected run's live progress.
+
+The form opens on the preset that fits this machine (`bpd env --json` in a child
+process: the app never imports torch itself) and shows whether the chosen
+initialisation's weights are present (`bpd weights status`, shared with Settings).
+"""
 
 from __future__ import annotations
 
@@ -26,12 +31,15 @@ from bpd_gui.jobs.job_queue import JobQueue, is_run_dir, new_run_dir
 from bpd_gui.jobs.run_job import RunJob
 from bpd_gui.jobs.run_progress import format_duration
 from bpd_gui.messages import show_error
+from bpd_gui.widgets.cli_process import CliProcess
 from bpd_gui.widgets.run_list import RunList
 from bpd_gui.widgets.run_panel import RunPanel
 from bpd_gui.widgets.train_form import TrainForm
+from bpd_gui.widgets.weights_panel import INIT_NAMES, shared_status
 from core import paths
 from core.errors import InputError
-from core.runs.run_config import RunConfig
+from core.runs.run_config import RunConfig, RunOptions
+from core.training.config import PRESETS, TrainConfig, preset
 from core.training.estimate import estimate_seconds
 
 REDRAW_MS = 300  # plots redraw at most this often, however fast events arrive
@@ -42,6 +50,15 @@ class TrainView(QWidget):
         super().__init__(parent)
         self.session, self.queue = session, queue
         self.form = TrainForm()
+        self.machine_label = QLabel("Checking this machine's device…")
+        self.machine_label.setObjectName("machine_label")
+        self.machine_label.setWordWrap(True)
+        self.machine: dict | None = None  # `bpd env --json`
+        self.env_process = CliProcess(self)
+        self.env_process.finished.connect(self._on_env)
+        self.weights = shared_status()
+        self.weights.changed.connect(self._show_init_status)
+        self.weights.failed.connect(lambda _m: self._show_init_status())
         self.bench = BenchRunner(self)
         self._speed: dict[tuple, float] = {}  # (resolution, batch, device) -> images/s
         self.cohort_label = QLabel()
@@ -61,6 +78,7 @@ class TrainView(QWidget):
         settings_box.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)  # the list gives way
         box_layout = QVBoxLayout(settings_box)
         box_layout.addWidget(self.cohort_label)
+        box_layout.addWidget(self.machine_label)
         box_layout.addWidget(self.form)
         est_row = QHBoxLayout()
         est_row.addWidget(self.estimate_label, 1)
@@ -85,8 +103,13 @@ class TrainView(QWidget):
         self.folder_button.clicked.connect(self.open_folder)
         self.open_run_button = QPushButton("Open run…")
         self.open_run_button.clicked.connect(self.choose_run)
+        self.again_button = QPushButton("Run again")
+        self.again_button.setObjectName("again_button")
+        self.again_button.setToolTip("Load this run's settings into the form above")
+        self.again_button.clicked.connect(self.run_again)
         run_buttons = QHBoxLayout()
-        for b in (self.cancel_button, self.resume_button, self.folder_button, self.open_run_button):
+        for b in (self.cancel_button, self.resume_button, self.again_button, self.folder_button,
+                  self.open_run_button):  # fmt: skip
             run_buttons.addWidget(b)
         runs_box = QGroupBox("Runs")
         runs_layout = QVBoxLayout(runs_box)
@@ -121,6 +144,8 @@ class TrainView(QWidget):
         self.redraws = 0
 
         self.form.changed.connect(self.update_estimate)
+        self.form.changed.connect(self._show_init_status)
+
         self.bench.measured.connect(self._on_measured)
         self.bench.unavailable.connect(self._on_bench_unavailable)
         session.cohort_changed.connect(self._on_cohort)
@@ -130,6 +155,53 @@ class TrainView(QWidget):
             lambda job, msg: show_error(self, "The run could not start", msg)
         )
         self._on_cohort(session.cohort)
+        self.env_process.start(["env", "--json"])
+        self.weights.refresh()
+        self._show_init_status()
+
+    # --- the machine and the weights --------------------------------------------------
+    def _on_env(self, ok: bool, message: str) -> None:
+        import json
+
+        try:
+            self.machine = json.loads(message.splitlines()[-1]) if ok else None
+        except (ValueError, IndexError):
+            self.machine = None
+        if not self.machine:
+            self.machine_label.setText(
+                "Could not check this machine's device; the form shows cpu-fast, which runs "
+                "anywhere."
+            )
+            return
+        self.apply_machine_defaults(self.machine)
+
+    def apply_machine_defaults(self, machine: dict) -> None:
+        """One line saying what this machine is and which preset the form opened on;
+        the preset is loaded only if the user has not changed the form yet."""
+        suggested = str(machine.get("suggested_preset") or "cpu-fast")
+        if not self.form.user_edited and suggested in PRESETS:
+            self.form.load_config(preset(suggested), suggested)
+        self.machine_label.setText(
+            f"This machine: {machine.get('reason', machine.get('device', '?'))}. "
+            f"Suggested preset: <b>{suggested}</b>."
+        )
+
+    def _show_init_status(self) -> None:
+        init = self.form.init.currentText()
+        if init not in INIT_NAMES:
+            self.form.set_init_status("built in: no weights file needed", True)
+            return
+        row = (self.weights.rows or {}).get(init)
+        if row is None:
+            self.form.set_init_status("checking whether its weights are here…", None)
+        elif row["present"]:
+            self.form.set_init_status(f"weights present ({row['file_name']})", True)
+        else:
+            self.form.set_init_status(
+                f"weights missing ({row['file_name']}): import them on the Settings page, "
+                "or choose random",
+                False,
+            )
 
     # --- cohort + estimate -----------------------------------------------------------
     def _on_cohort(self, cohort: Any) -> None:
@@ -157,7 +229,10 @@ class TrainView(QWidget):
         elif speed is None:
             self.estimate_label.setText("Duration: press Measure speed for an estimate.")
         else:
-            secs = estimate_seconds(self.form.config(), cohort.n_patients, cohort.n_images, speed)
+            secs = estimate_seconds(
+                self.form.config(), cohort.n_patients, cohort.n_images, speed,
+                final_model=self.form.final_model.isChecked(),
+            )  # fmt: skip
             self.estimate_label.setText(
                 f"Estimated duration: about <b>{format_duration(secs)}</b> "
                 f"(measured {speed:.0f} work units/s at these settings)"
@@ -193,7 +268,7 @@ class TrainView(QWidget):
                 "Check the outcome mapping on the Cohort page."
             )
         try:
-            return RunConfig(self.form.config(), src.core_source())
+            return RunConfig(self.form.config(), src.core_source(), self.form.options())
         except InputError as exc:  # e.g. no positive value mapped yet
             raise ValueError(str(exc)) from None
 
@@ -230,6 +305,27 @@ class TrainView(QWidget):
         if job is not None:
             self.queue.enqueue_resume(job)
             self.show_job(job)
+
+    def run_again(self) -> None:
+        """The selected run's recipe and options back in the form, to start it again
+        (e.g. after a failure, or with one setting changed)."""
+        job = self.runs.selected_job()
+        if job is None:
+            return
+        try:
+            if job.run_config is not None:
+                cfg, options = job.run_config.train, job.run_config.options
+            else:  # only the recipe and options: older and federated runs have them too
+                recorded = job.folder.config()
+                cfg = TrainConfig.from_json(recorded.get("train") or {})
+                options = RunOptions.from_json(recorded.get("options"))
+        except (InputError, OSError) as exc:
+            show_error(self, "Cannot read the run's settings", str(exc))
+            return
+        self.form.load_config(cfg, options=options)
+        self.form.user_edited = True  # the machine's defaults must not replace it
+        self.form.name.setText(_base_name(job.name))
+        self.estimate_label.setText(f"Settings of {job.name} loaded; {self.estimate_label.text()}")
 
     def open_folder(self) -> None:
         job = self.runs.selected_job()
@@ -279,3 +375,12 @@ class TrainView(QWidget):
             and job.progress.status in ("cancelled", "failed")
         )
         self.folder_button.setEnabled(job is not None)
+        self.again_button.setEnabled(
+            job is not None and (job.run_config is not None or job.folder.has_config)
+        )
+
+
+def _base_name(run_name: str) -> str:
+    """'20260101-120000-xrv-probe' -> 'xrv-probe' (the date is the new run's own)."""
+    parts = run_name.split("-", 2)
+    return parts[2] if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit() else run_name

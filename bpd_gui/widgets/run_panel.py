@@ -92,6 +92,9 @@ class RunPanel(QWidget):
         parts = []
         if p.n_folds_total:
             parts.append(f"fold {p.n_folds_finished()}/{p.n_folds_total} done")
+        starting = startup_step(job, p)
+        if starting:
+            return " · ".join([*parts, starting])
         if p.current_fold and job.is_active:
             fold = p.folds.get(p.current_fold)
             n_ep = fold.n_epochs if fold else None
@@ -124,3 +127,30 @@ class RunPanel(QWidget):
             left = per_fold * (p.n_folds_total - p.n_folds_finished()) - sum(secs)
             return f"about {format_duration(left)} left (from the first epoch's time)"
         return "estimating…"
+
+
+def startup_step(job: RunJob, p: RunProgress) -> str:
+    """What an active run is doing before its first batch, from the events so far (the
+    first ~20 s of a run otherwise show nothing): starting the process and reading the
+    images, splitting folds, building the model, caching the probe's features."""
+    if not job.is_active or p.status not in ("running", "waiting"):
+        return ""
+    cfg = p.config or {}
+    if p.n_folds_total is None:  # no run_started yet: the process imports and reads
+        return ("Starting: loading PyTorch, then reading and resizing every image of the "
+                "cohort (the first run at a resolution takes longest)…")  # fmt: skip
+    fold = p.folds.get(p.current_fold or "")
+    if fold is None:
+        return f"Images ready for {p.n_patients} patients; splitting them into folds…"
+    if p.current_epoch is None or p.current_fold != fold.fold_id or not fold.phase_starts:
+        youden = cfg.get("threshold_method") == "youden"
+        return (f"{fold.fold_id}: building the model"
+                + (" and choosing its threshold by inner cross-validation on its training "
+                   "patients" if youden else "") + "…")  # fmt: skip
+    first_probe = p.current_phase == "probe" and p.current_epoch == 0
+    if first_probe and not fold.epochs and not fold.batch_losses:
+        return (
+            f"{fold.fold_id}: computing every image's backbone features once for the "
+            "linear probe (its epochs then take milliseconds)…"
+        )
+    return ""

@@ -1,5 +1,6 @@
-"""The run settings form. Defaults are the paper's; each tooltip says where a value comes
-from (docs/method.md) and takes its numbers from core's presets."""
+"""The run settings form. It opens on the preset that fits the machine (the Train page
+asks `bpd env`); each tooltip says where a value comes from (docs/method.md) and takes
+its numbers from core's presets."""
 
 from __future__ import annotations
 
@@ -17,7 +18,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.training.config import DEVICES, INITS, PRESETS, STRATEGIES, TrainConfig, preset
+from core.runs.run_config import RunOptions
+from core.training.config import (
+    DEVICES,
+    INITS,
+    PRESETS,
+    STRATEGIES,
+    THRESHOLD_METHODS,
+    TrainConfig,
+    preset,
+)
 
 
 def _preset_tip() -> str:
@@ -58,6 +68,15 @@ TIPS = {
     "with bfloat16.",
     "batch_size": f"docs/method.md: batch size {_PAPER.batch_size}.",
     "name": "The run folder is <date>-<time>-<name> under the runs folder.",
+    "threshold": "docs/method.md, Evaluation (threshold): fixed = predicted positive at "
+    f"probability {_PAPER.threshold:g} (the paper's). youden = each fold's threshold "
+    f"maximises Youden's J in an inner {_PAPER.threshold_inner_folds}-fold "
+    "cross-validation on its training patients only (costs about that many extra "
+    "trainings per fold).",
+    "final_model": "After the cross-validation, train one more model on every patient "
+    "with the same recipe (RUN_DIR/final_model, docs/run-folder.md): the model Predict "
+    "uses for new infants. The cross-validated numbers describe it; it adds about one "
+    "fold's time.",
 }
 
 
@@ -82,15 +101,24 @@ class TrainForm(QWidget):
         self.batch_size = _spin(1, 256)
         self.device = QComboBox()
         self.device.addItems(list(DEVICES))
+        self.threshold = QComboBox()
+        self.threshold.addItems(list(THRESHOLD_METHODS))
+        self.final_model = QCheckBox("Also train a final model on every patient")
         self.name = QLineEdit()
         self.name.setPlaceholderText("e.g. xrv-lp-cutmix")
+        # whether the init's pretrained weights are on this machine (the Train page fills it)
+        self.init_status = QLabel()
+        self.init_status.setWordWrap(True)
+        self.init_status.setObjectName("init_status")
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         rows = [
-            ("Preset", "preset"), ("Initialisation", "init"), ("Strategy", "strategy"),
+            ("Preset", "preset"), ("Initialisation", "init"), ("", "init_status"),
+            ("Strategy", "strategy"),
             ("", "cutmix"), ("Folds", "folds"), ("Repeats", "repeats"),
             ("Fine-tuning epochs", "epochs"), ("", "probe_note"), ("Resolution (px)", "resolution"),
-            ("Batch size", "batch_size"), ("Device", "device"), ("Run name", "name"),
+            ("Batch size", "batch_size"), ("Device", "device"), ("Threshold", "threshold"),
+            ("", "final_model"), ("Run name", "name"),
         ]  # fmt: skip
         for label, key in rows:
             widget = getattr(self, key)
@@ -98,19 +126,36 @@ class TrainForm(QWidget):
             if key in TIPS:
                 widget.setToolTip(TIPS[key])
             form.addRow(label, widget)
+        # any change a widget signals (load_config blocks them) is the user's own choice
+        self.user_edited = False
         self.preset.currentTextChanged.connect(self.load_preset)
-        for w in (self.init, self.strategy, self.device):
-            w.currentTextChanged.connect(self._changed)
+        for w in (self.init, self.strategy, self.device, self.threshold):
+            w.currentTextChanged.connect(self._edited)
+        self.final_model.toggled.connect(self._edited)
         for w in (self.folds, self.repeats, self.epochs, self.resolution, self.batch_size):
-            w.valueChanged.connect(self._changed)
-        self.cutmix.toggled.connect(self._changed)
-        self.load_preset("paper")
+            w.valueChanged.connect(self._edited)
+        self.cutmix.toggled.connect(self._edited)
+        self.load_config(preset("cpu-fast"), "cpu-fast")  # runs anywhere; see the Train page
+
+    def _edited(self, *_: Any) -> None:
+        self.user_edited = True
+        self._changed()
 
     def load_preset(self, name: str) -> None:
-        cfg = preset(name)
+        """A preset chosen (by the user, or a test): the machine's default no longer
+        replaces it."""
+        self.user_edited = True
+        self.load_config(preset(name), name)
+
+    def load_config(
+        self, cfg: TrainConfig, preset_name: str | None = None, options: RunOptions | None = None
+    ) -> None:
+        """Show a recipe: a preset's, or an earlier run's ("Run again with these
+        settings"); settings the form has no field for are kept as they are in `cfg`."""
         self._config = cfg
         blockers = [w.blockSignals(True) for w in self._inputs()]
-        self.preset.setCurrentText(name)
+        if preset_name is not None:
+            self.preset.setCurrentText(preset_name)
         self.init.setCurrentText(cfg.init)
         self.strategy.setCurrentText(cfg.strategy)
         self.cutmix.setChecked(cfg.cutmix_finetune.enabled)
@@ -120,13 +165,17 @@ class TrainForm(QWidget):
         self.resolution.setValue(cfg.resolution)
         self.batch_size.setValue(cfg.batch_size)
         self.device.setCurrentText(cfg.device)
+        self.threshold.setCurrentText(cfg.threshold_method)
+        if options is not None:
+            self.final_model.setChecked(options.final_model)
         for w, was in zip(self._inputs(), blockers, strict=True):
             w.blockSignals(was)
         self._changed()
 
     def _inputs(self) -> list[QWidget]:
         return [self.preset, self.init, self.strategy, self.cutmix, self.folds, self.repeats,
-                self.epochs, self.resolution, self.batch_size, self.device]  # fmt: skip
+                self.epochs, self.resolution, self.batch_size, self.device, self.threshold,
+                self.final_model]  # fmt: skip
 
     def _changed(self, *_: Any) -> None:
         probe = self.strategy.currentText().startswith("probe")
@@ -149,8 +198,17 @@ class TrainForm(QWidget):
             batch_size=self.batch_size.value(),
             device=self.device.currentText(),
             cutmix_finetune=replace(self._config.cutmix_finetune, enabled=self.cutmix.isChecked()),
+            threshold_method=self.threshold.currentText(),
         )
         return cfg
+
+    def options(self) -> RunOptions:
+        """What the run does beyond the recipe (the RunConfig's options)."""
+        return RunOptions(final_model=self.final_model.isChecked())
+
+    def set_init_status(self, text: str, ok: bool | None) -> None:
+        colour = {True: "#2e7d32", False: "#c62828", None: "#555"}[ok]
+        self.init_status.setText(f"<span style='color:{colour}'>{text}</span>" if text else "")
 
     def run_name(self) -> str:
         return self.name.text().strip() or (

@@ -26,9 +26,11 @@ COMMAND_MODULES = (
     "core.cli.cohort_cmd",
     "core.cli.report_cmd",
     "core.cli.train_cmd",
+    "core.cli.study_cmd",
     "core.cli.bench_cmd",
     "core.cli.predict_cmd",
     "core.cli.federate_cmd",
+    "core.cli.env_cmd",
 )
 
 
