@@ -112,9 +112,11 @@ def options_from_args(args: argparse.Namespace, base: RunOptions | None) -> RunO
     from core.runs.run_config import RunOptions
 
     base = base or RunOptions()
+    workers = getattr(args, "workers", None)
     return RunOptions(
         final_model=bool(args.final_model or base.final_model),
         report=base.report and not args.no_report,
+        workers=base.workers if workers is None else workers,
     )
 
 

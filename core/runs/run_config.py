@@ -6,7 +6,7 @@ FILE` reads one from JSON. Its JSON is the run folder's config.json (docs/run-fo
     train          TrainConfig (every number of the recipe; docs/method.md)
     cohort_source  core.cohort.source.CohortSource
     preprocess     core.cohort.preprocess.PreprocessConfig (follows train.resolution)
-    options        {"final_model": bool, "report": bool}
+    options        {"final_model": bool, "report": bool, "workers": int (0: automatic)}
     versions       package versions of the run (filled in when the run is created)
     seed           train.seed, repeated for readers of the file
     created        ISO time the run was created (null in a config not yet run)
@@ -35,14 +35,24 @@ class RunOptions:
 
     final_model: bool = False  # also train one model on every patient (RUN_DIR/final_model)
     report: bool = True  # write report.html at the end
+    # folds trained at once in worker processes; 0: the rule of core.training.parallel
+    workers: int = 0
 
-    def to_json(self) -> dict[str, bool]:
-        return {"final_model": self.final_model, "report": self.report}
+    def __post_init__(self) -> None:
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise InputError(f"workers must be 0 (automatic) or more, not {self.workers!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"final_model": self.final_model, "report": self.report, "workers": self.workers}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> RunOptions:
         data = data or {}
-        return cls(bool(data.get("final_model", False)), bool(data.get("report", True)))
+        return cls(
+            bool(data.get("final_model", False)),
+            bool(data.get("report", True)),
+            data.get("workers", 0),
+        )
 
 
 @dataclass(frozen=True)

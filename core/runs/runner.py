@@ -41,11 +41,14 @@ def run_cv(
     runtime: Runtime | None = None,
     patients: list | None = None,
     final_model: bool = False,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Train and score every fold; write the pooled predictions and the summary. With
     the cohort's `patients` (core.cohort.model.Patient), the summary also gets the
     clinical baselines on the same folds. `final_model`: then train one model on every
-    patient and export it into the run folder (core.runs.final_model)."""
+    patient and export it into the run folder (core.runs.final_model).
+    `workers`: folds trained at once in worker processes (core.runs.workers; 0: the
+    default rule of core.training.parallel); the results are those of one worker."""
     log_ = run.events()
 
     def emit(type_: str, **fields: Any) -> Event:
@@ -65,7 +68,7 @@ def run_cv(
             cancel or CancelToken(),
             Progress(0.0),
         )
-        summary = _run(run, ctx, patients, final_model)
+        summary = _run(run, ctx, patients, final_model, workers)
     except Cancelled as exc:
         run.write_state("cancelled")
         emit("run_cancelled", message=f"{exc}; continue with `bpd resume {run.path}`")
@@ -79,8 +82,11 @@ def run_cv(
     return summary
 
 
-def _run(run: RunFolder, ctx: FoldContext, patients: list | None, final_model: bool) -> dict:
+def _run(
+    run: RunFolder, ctx: FoldContext, patients: list | None, final_model: bool, workers: int
+) -> dict:
     from core.runs import final_model as fm
+    from core.training.parallel import resolve_workers, threads_per_worker
 
     data, cfg, emit = ctx.data, ctx.cfg, ctx.emit
     torch.use_deterministic_algorithms(ctx.runtime.device.type == "cpu", warn_only=True)
@@ -92,6 +98,11 @@ def _run(run: RunFolder, ctx: FoldContext, patients: list | None, final_model: b
         done += final_work
     progress = Progress(sum(work.values()) + final_work, done)
     ctx = ctx.replace(progress=progress)
+    pending = [f for f in folds if not run.fold(f.fold_id).finished]
+    data_mb = data.pixels.nbytes / 2**20
+    device = ctx.runtime.device.type
+    workers = resolve_workers(workers, cfg, len(pending), device_type=device, data_mb=data_mb)
+    threads = threads_per_worker(workers, asked=cfg.num_threads)
     emit(
         "run_started",
         run_id=run.run_id,
@@ -100,9 +111,14 @@ def _run(run: RunFolder, ctx: FoldContext, patients: list | None, final_model: b
         n_patients=len(data.labels),
         n_positive=int(data.labels.sum()),
         config=cfg.to_json(),
-        runtime=ctx.runtime.to_json(),
+        runtime={**ctx.runtime.to_json(), "workers": workers,
+                 "threads": threads if workers > 1 else torch.get_num_threads()},
         resumed=done > 0 or any(run.fold(f.fold_id).read() for f in folds),
     )
+    if workers > 1:
+        from core.runs.workers import train_folds_in_workers
+
+        train_folds_in_workers(run, ctx, pending, work, workers, threads)
     rows: list[dict[str, Any]] = []
     fold_results: list[dict[str, Any]] = []
     for fold in folds:
@@ -113,28 +129,8 @@ def _run(run: RunFolder, ctx: FoldContext, patients: list | None, final_model: b
             rows.extend(folder.read_predictions())
             fold_results.append(info)
             continue
-        if info:
-            _check_same_patients(info, fold, data)
-        previous_choice = (info or {}).get("threshold_choice")
-        info = _fold_info(fold, data, cfg)
-        folder.write(info)
-        emit(
-            "fold_started",
-            fold_id=fold.fold_id,
-            repeat=fold.repeat,
-            fold=fold.fold,
-            n_train=len(fold.train),
-            n_test=len(fold.test),
-        )
-        choice = previous_choice or _threshold_choice(ctx, fold)
-        info = {**info, "threshold": choice["value"], "threshold_choice": choice}
-        folder.write(info)  # a resumed fold keeps its inner-CV threshold
-        fold_ctx = ctx.replace(cfg=cfg.replace(threshold=choice["value"]))
-        result = fold_ctx.trainer(fold, checkpoints=folder).run()
-        fold_rows = _write_fold(folder, info, result, data, cfg)
-        rows.extend(fold_rows)
+        rows.extend(train_fold(run, ctx, fold))
         fold_results.append(folder.read())
-        emit("fold_finished", fold_id=fold.fold_id, metrics=_metric_fields(result.metrics))
         progress.done = sum(work[f["fold_id"]] for f in fold_results)
         emit("progress", **progress.fields())
     pooled = pooled_predictions(rows, cfg.cv_repeats)
@@ -149,6 +145,36 @@ def _run(run: RunFolder, ctx: FoldContext, patients: list | None, final_model: b
         fm.train_final_model(run, ctx, card=card)
         emit("progress", **progress.fields())
     return summary
+
+
+def train_fold(run: RunFolder, ctx: FoldContext, fold: Fold) -> list[dict[str, Any]]:
+    """Train and score one unfinished fold (from its checkpoint if it has one) and write
+    its files; returns its prediction rows. The same in the runner's process and in a
+    worker process (core.runs.workers): `ctx.emit` is where its events go."""
+    data, cfg, emit = ctx.data, ctx.cfg, ctx.emit
+    folder = run.fold(fold.fold_id)
+    info = folder.read()
+    if info:
+        _check_same_patients(info, fold, data)
+    previous_choice = (info or {}).get("threshold_choice")
+    info = _fold_info(fold, data, cfg)
+    folder.write(info)
+    emit(
+        "fold_started",
+        fold_id=fold.fold_id,
+        repeat=fold.repeat,
+        fold=fold.fold,
+        n_train=len(fold.train),
+        n_test=len(fold.test),
+    )
+    choice = previous_choice or _threshold_choice(ctx, fold)
+    info = {**info, "threshold": choice["value"], "threshold_choice": choice}
+    folder.write(info)  # a resumed fold keeps its inner-CV threshold
+    fold_ctx = ctx.replace(cfg=cfg.replace(threshold=choice["value"]))
+    result = fold_ctx.trainer(fold, checkpoints=folder).run()
+    fold_rows = _write_fold(folder, info, result, data, cfg)
+    emit("fold_finished", fold_id=fold.fold_id, metrics=_metric_fields(result.metrics))
+    return fold_rows
 
 
 def _threshold_choice(ctx: FoldContext, fold: Fold) -> dict:
