@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--negative-rest", action="store_true",
                    help="count every recorded value not named positive as negative")  # fmt: skip
     p.add_argument("--sheet", help="XLSX: the sheet to read, by name or position (1 = first)")
+    p.add_argument("--crops", metavar="FILE", help="crop boxes of these images (a "
+                   "<table>.crops.csv sidecar, docs/method.md 'Crops'); images without one "
+                   "use the box the run trained them with, if any")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--force", action="store_true",
                    help="replace output files that already exist (never an input)")  # fmt: skip
@@ -113,6 +116,7 @@ def run_predict(args: argparse.Namespace) -> int:
         opacity=args.opacity,
         cam_scale=args.cam_scale,
         on_progress=bar.update if bar else None,
+        crops=_crops(args),
     )
     if bar:
         bar.close()
@@ -125,6 +129,12 @@ def run_predict(args: argparse.Namespace) -> int:
         _print_problems(result.problems, written["images"])
         return PARTIAL_EXIT
     return 0
+
+
+def _crops(args: argparse.Namespace):
+    from core.cohort.crops import read_sidecar
+
+    return read_sidecar(args.crops) if args.crops else None
 
 
 def _check_outputs(args: argparse.Namespace, inputs) -> None:

@@ -48,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--image-pattern",
         help="one row per patient: each patient's files, e.g. '{patient_id}_*.png'",
     )
+    train.add_argument("--crops", metavar="FILE",
+                       help="per-image crop boxes and rotations (<table>.crops.csv, "
+                       "docs/method.md 'Crops'); the run records them")  # fmt: skip
     _add_training_flags(train)
     train.set_defaults(func=run_train)
 
@@ -188,6 +191,7 @@ def _train_new(run_config: RunConfig, out: str | None, name: str, quiet: bool) -
         from core.outputs import check_output_dir
 
         check_output_dir(out)
+    run_config = run_config.with_crops()  # the sidecar's boxes, frozen into config.json
     prepared = _prepare(run_config, quiet)
     cohort = prepared.cohort
     if not cohort.is_usable(min_per_class=cfg.cv_folds):
@@ -211,7 +215,9 @@ def _prepare(run_config: RunConfig, quiet: bool):
     cohort = load_source(run_config.cohort)
     bar = None if quiet else ProgressBar("images")
     on_progress = bar.update if bar else None
-    prepared = prepare_images(cohort, run_config.preprocess, on_progress=on_progress)
+    prepared = prepare_images(
+        cohort, run_config.preprocess, on_progress=on_progress, crops=run_config.crops
+    )
     if bar:
         bar.close()
     return prepared

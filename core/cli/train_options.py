@@ -54,6 +54,8 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
         train=train_config_from_args(train, args),
         cohort=cohort_from_args(args, base.cohort if base else None),
         options=options_from_args(args, base.options if base else None),
+        # a run config's recorded boxes are kept unless another sidecar is named
+        crops=base.crops if base and not getattr(args, "crops", None) else None,
     )
 
 
@@ -96,6 +98,7 @@ def cohort_from_args(args: argparse.Namespace, base: CohortSource | None) -> Coh
         table=str(Path(table).resolve()),
         outcome=outcome,
         images_root=_path(args.images_root) or (base.images_root if base else None),
+        crops=_path(getattr(args, "crops", None)) or (base.crops if base else None),
     )
     for flag, name in (("patient_col", "patient_column"), ("image_col", "image_column"),
                        ("image_pattern", "image_pattern"), ("sheet", "sheet")):  # fmt: skip
@@ -125,9 +128,10 @@ def _paths_from(run_config: RunConfig, folder: Path) -> RunConfig:
     cohort = run_config.cohort
     table = (folder / cohort.table).resolve()
     root = (folder / cohort.images_root).resolve() if cohort.images_root else None
-    return run_config.replace(
-        cohort=cohort.replace(table=str(table), images_root=str(root) if root else None)
-    )
+    crops = str((folder / cohort.crops).resolve()) if cohort.crops else None
+    return run_config.replace(cohort=cohort.replace(
+        table=str(table), images_root=str(root) if root else None, crops=crops
+    ))  # fmt: skip
 
 
 def _path(value: str | None) -> str | None:

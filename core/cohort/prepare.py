@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from core.cohort.cache import CacheWriteError, ImageCache, file_sha256
+from core.cohort.crops import Crop, CropTable
 from core.cohort.images import decode_image_bytes
 from core.cohort.model import Cohort, Exclusion, ImageRecord, Problem
 from core.cohort.preprocess import PreprocessConfig, preprocess
@@ -58,19 +59,29 @@ class _Result:
     fatal: str | None = None  # the cache cannot be written: the whole import stops
 
 
-def _decode_one(index: int, path: str, cfg: PreprocessConfig, cache_root: str) -> _Result:
+def entry_key(sha: str, crop: Crop | None) -> str:
+    """The cache entry's name: the content hash, plus the crop box and rotation if any
+    (the same file cropped two ways is two entries)."""
+    return sha if crop is None else f"{sha}-c{crop.key()}"
+
+
+def _decode_one(
+    index: int, path: str, cfg: PreprocessConfig, cache_root: str, crops: CropTable | None = None
+) -> _Result:
     """Worker: hash, then reuse a cache entry of identical content or decode and store."""
     cache = ImageCache(cache_root)
     try:
         sha, data = file_sha256(path)
     except OSError as exc:
         return _Result(index, error=f"cannot read image file ({exc.strerror})")
-    hit = cache.get(sha, cfg)
+    crop = crops.for_sha(sha) if crops is not None else None
+    key = entry_key(sha, crop)
+    hit = cache.get(key, cfg)
     if hit is not None:
         return _Result(index, sha, hit)
     try:
         decoded = decode_image_bytes(data, path)
-        pixels = preprocess(decoded.pixels, cfg)
+        pixels = preprocess(decoded.pixels, cfg, crop)
     except ImageError as exc:
         return _Result(
             index, sha, error=exc.detail, reason=getattr(exc, "reason", "unreadable_image")
@@ -78,15 +89,15 @@ def _decode_one(index: int, path: str, cfg: PreprocessConfig, cache_root: str) -
     except Exception as exc:  # a decoder bug must not stop a 5,000-image import
         return _Result(index, sha, error=f"cannot decode image ({type(exc).__name__}: {exc})")
     try:
-        cache.put(sha, cfg, pixels)
+        cache.put(key, cfg, pixels)
     except CacheWriteError as exc:  # returned, not raised: it must cross the process pool
         return _Result(index, sha, error=exc.detail, fatal=exc.detail)
     notes = tuple(zip(decoded.warning_reasons, decoded.warnings, strict=True))
     return _Result(index, sha, pixels, warnings=notes, decoded=True)
 
 
-def _decode_chunk(items, cfg, cache_root):
-    return [_decode_one(i, p, cfg, cache_root) for i, p in items]
+def _decode_chunk(items, cfg, cache_root, crops=None):
+    return [_decode_one(i, p, cfg, cache_root, crops) for i, p in items]
 
 
 def _pool_context():
@@ -103,8 +114,16 @@ def prepare_images(
     on_progress: ProgressFn | None = None,
     *,
     workers: int | None = None,
+    crops: CropTable | None = None,
 ) -> PreparedCohort:
+    """`crops`: per-image boxes by content hash (core.cohort.crops; only the used ones
+    apply), as the run records them in its config."""
     cache = cache or ImageCache()
+    crops = crops.used() if crops is not None and len(crops) else None
+
+    def key(sha: str) -> str:
+        return entry_key(sha, crops.for_sha(sha) if crops is not None else None)
+
     records = [
         (pi, rank, rec) for pi, p in enumerate(cohort.patients) for rank, rec in enumerate(p.images)
     ]
@@ -112,7 +131,7 @@ def prepare_images(
     report = _throttled(on_progress, total)
     stats, known = _stat_all(records, cache)
     if total >= PACK_MIN_IMAGES and all(known):
-        packed = cache.load_pack(known, cfg)
+        packed = cache.load_pack([key(s) for s in known], cfg)
         if packed is not None:
             report(total, force=True)
             return _assemble(cohort, packed, records, [_Result(i, s) for i, s in enumerate(known)])
@@ -128,7 +147,7 @@ def prepare_images(
             done += 1
             continue
         sha = known[i]
-        if not (sha and cache.get_into(sha, cfg, pixels[i])):
+        if not (sha and cache.get_into(key(sha), cfg, pixels[i])):
             misses.append((i, str(records[i][2].path)))
             continue
         results[i] = _Result(i, sha)
@@ -137,7 +156,7 @@ def prepare_images(
 
     if misses:
         cache.check_writable(cfg)
-    for res in _decode_all(misses, cfg, cache.root, workers):
+    for res in _decode_all(misses, cfg, cache.root, workers, crops):
         if res.fatal:
             raise CacheWriteError(res.fatal)
         if res.pixels is not None:
@@ -151,7 +170,7 @@ def prepare_images(
         report(done)
     cache.save_index()
     if total >= PACK_MIN_IMAGES and all(r.error is None for r in results):
-        cache.save_pack([r.sha for r in results], cfg, pixels)
+        cache.save_pack([key(r.sha) for r in results], cfg, pixels)
     report(total, force=True)
     return _assemble(cohort, pixels, records, results)
 
@@ -172,19 +191,19 @@ def _stat_all(records, cache: ImageCache) -> tuple[list, list[str | None]]:
     return stats, known
 
 
-def _decode_all(misses, cfg, cache_root: Path, workers: int | None):
+def _decode_all(misses, cfg, cache_root: Path, workers: int | None, crops=None):
     if not misses:
         return
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(misses) // CHUNK + 1))
     if n_workers == 1 or len(misses) < SERIAL_BELOW or not _main_is_importable():
         for i, path in misses:
-            yield _decode_one(i, path, cfg, str(cache_root))
+            yield _decode_one(i, path, cfg, str(cache_root), crops)
         return
     chunks = [misses[k : k + CHUNK] for k in range(0, len(misses), CHUNK)]
     finished: set[int] = set()
     try:
         with ProcessPoolExecutor(n_workers, mp_context=_pool_context()) as pool:
-            futures = [pool.submit(_decode_chunk, c, cfg, str(cache_root)) for c in chunks]
+            futures = [pool.submit(_decode_chunk, c, cfg, str(cache_root), crops) for c in chunks]
             try:
                 for fut in futures:
                     for res in fut.result():
@@ -198,7 +217,7 @@ def _decode_all(misses, cfg, cache_root: Path, workers: int | None):
         log.warning("decoding processes failed (%s); decoding in this process", exc)
         for i, path in misses:
             if i not in finished:
-                yield _decode_one(i, path, cfg, str(cache_root))
+                yield _decode_one(i, path, cfg, str(cache_root), crops)
 
 
 def _main_is_importable() -> bool:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.errors import InputError
+
+if TYPE_CHECKING:
+    from core.cohort.crops import Crop
 
 # Bump when decoding or resizing changes, so old cache entries are not reused.
 PREPROCESS_VERSION = 1
@@ -49,13 +52,19 @@ class PreprocessConfig:
         return f"r{self.resolution}-" + hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def preprocess(pixels01: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """float [H, W] in [0, 1] -> np.uint16 [R, R] (optional centre crop, antialiased resize)."""
+def preprocess(pixels01: np.ndarray, cfg: PreprocessConfig, crop: Crop | None = None) -> np.ndarray:
+    """float [H, W] in [0, 1] -> np.uint16 [R, R]: the image's crop box and rotation
+    (core.cohort.crops) if it has one, then the optional centre crop, then an antialiased
+    resize. Training, prediction and explanation all come through here."""
     from PIL import Image
 
     arr = np.asarray(pixels01, dtype=np.float32)
     if arr.ndim != 2 or min(arr.shape) < 2:
         raise InputError(f"expected a 2-D image, got shape {arr.shape}")
+    if crop is not None:
+        from core.cohort.crops import apply_crop
+
+        arr = apply_crop(arr, crop)
     if cfg.center_crop is not None:
         h, w = arr.shape
         side = max(2, round(min(h, w) * float(cfg.center_crop)))

@@ -7,7 +7,8 @@ and the outcome column with its positive and negative values.
 
 Its JSON is config.json's "cohort_source" (docs/run-folder.md), unchanged from the
 first release: {"table", "images_root", "mapping": a ColumnMapping or null,
-"image_pattern", "sheet", "outcome": {"column", "positive", "negative", "negative_rest"}}.
+"image_pattern", "sheet", "outcome": {"column", "positive", "negative", "negative_rest"}},
+plus "crops" (the crop-box sidecar's path) when the cohort has one.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.cohort.mapping import ColumnMapping, OutcomeMapping, recorded_negative_rest
 from core.errors import InputError
+
+if TYPE_CHECKING:
+    from core.cohort.crops import CropTable
 
 CLINICAL_ROLES = ("gestational_age", "birth_weight", "irds", "sex")
 
@@ -81,6 +85,7 @@ class CohortSource:
     image_pattern: str | None = None  # one row per patient, e.g. "{patient_id}_*.png"
     clinical_columns: Mapping[str, str] | None = None  # role -> column; None: guessed
     sheet: str | int | None = None  # XLSX sheet (name, or position from 1)
+    crops: str | None = None  # crop-box sidecar (core.cohort.crops); None: whole images
 
     def __post_init__(self) -> None:
         if self.clinical_columns is not None:
@@ -159,9 +164,18 @@ class CohortSource:
             sheet=sheet,
         )
 
+    def crop_table(self) -> CropTable:
+        """The sidecar's boxes, suggestions included (InputError naming file and row for
+        a bad one); empty without a sidecar."""
+        from core.cohort.crops import CropTable, read_sidecar
+
+        return read_sidecar(self.crops) if self.crops else CropTable()
+
     def to_json(self) -> dict[str, Any]:
         mapping = self.column_mapping()
+        crops = {"crops": self.crops} if self.crops else {}  # absent: as before crops existed
         return {
+            **crops,
             "table": self.table,
             "images_root": self.images_root,
             "mapping": mapping.to_json() if mapping is not None else None,
@@ -191,6 +205,7 @@ class CohortSource:
                 images_root=data.get("images_root") or None,
                 image_pattern=data.get("image_pattern") or None,
                 sheet=data.get("sheet"),
+                crops=data.get("crops") or None,
                 **columns,
             )
         except (KeyError, TypeError) as exc:

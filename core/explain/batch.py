@@ -71,8 +71,10 @@ def explain_run(
     center_crop = ex.run.preprocess(ex.config).center_crop
     total = 2 * len(ids)
     rows = []
+    crops = {}  # row index -> the image's crop box (the overlay maps back through it)
     for i, pid in enumerate(ids):
         e = explain_oof(ex, pid, repeat=repeat)
+        crops[i] = e.crop
         npy = out / f"{_stem(i, pid)}_cam.npy"
         save_map(e.cam, npy)
         label, oof_prob = ex.label(e.fold_id, pid), ex.fold_prob(e.fold_id, pid)
@@ -96,7 +98,8 @@ def explain_run(
         pixels = read_image(row["image"]).pixels
         write_overlay(out / row["png"], pixels, cam, float(row["peak"]), caption=caption,
                       scaling=scaling, shared_peak=peak, center_crop=center_crop,
-                      opacity=opacity, what="run's explained infants")  # fmt: skip
+                      opacity=opacity, what="run's explained infants",
+                      crop=crops[i])  # fmt: skip
         if on_progress:
             on_progress(len(ids) + i + 1, total)
     write_csv(out / INDEX, rows, FIELDS)

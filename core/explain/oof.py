@@ -98,14 +98,17 @@ def _cohort_images(config: dict[str, Any]) -> dict[str, list[Path]]:
     return {p.patient_id: [rec.path for rec in p.images] for p in cohort.patients}
 
 
-def _first_readable(paths: list[Path], cfg) -> tuple[Path, np.ndarray]:
+def _first_readable(paths: list[Path], cfg, crops=None) -> tuple[Path, np.ndarray, Any]:
+    """(path, model input, its crop box or None) of the patient's first usable image."""
+    from core.cohort.crops import crop_for_file
     from core.cohort.images import read_image
     from core.cohort.preprocess import preprocess
 
     last: ImageError | None = None
     for path in paths:
         try:
-            return path, preprocess(read_image(path).pixels, cfg)
+            crop = crop_for_file(path, crops)
+            return path, preprocess(read_image(path).pixels, cfg, crop), crop
         except ImageError as exc:  # training skipped it too; the next one was scored
             last = exc
     raise last or InputError("the patient has no image")
@@ -123,6 +126,7 @@ class Explanation:
     peak: float
     gray: np.ndarray  # uint16 [R, R], what the model saw
     prob: float
+    crop: Any = None  # core.cohort.crops.Crop the image was cut to (None: whole image)
 
 
 def explain_oof(
@@ -135,13 +139,15 @@ def explain_oof(
 
     ex = run_dir if isinstance(run_dir, RunExplainer) else RunExplainer.open(run_dir)
     fold_id = ex.fold_of(str(patient_id), repeat)
-    path, gray = _first_readable(ex.patient_images(str(patient_id)), ex.run.preprocess(ex.config))
+    path, gray, crop = _first_readable(
+        ex.patient_images(str(patient_id)), ex.run.preprocess(ex.config), ex.run.crops(ex.config)
+    )
     model = ex.model(fold_id)
     x = to_model_input(gray)[None, None]
     with torch.no_grad():
         prob = float(torch.sigmoid(model(x).float())[0])
     cam, peak = explain_with_peak(model, x, precision="float32")
-    return Explanation(str(patient_id), fold_id, path, cam, peak, gray, prob)
+    return Explanation(str(patient_id), fold_id, path, cam, peak, gray, prob, crop)
 
 
 def explain_patient(

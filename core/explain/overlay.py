@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from core.atomic import atomic_write_bytes
+from core.cohort.crops import Crop, box_map_to_original
 
 SCALINGS = ("shared", "image")
 
@@ -72,10 +73,17 @@ def outcome_class(label: int, prob: float, threshold: float) -> str:
 
 
 def map_to_image(
-    cam: np.ndarray, image_shape: tuple[int, int], center_crop: float | None = None
+    cam: np.ndarray,
+    image_shape: tuple[int, int],
+    center_crop: float | None = None,
+    crop: Crop | None = None,
 ) -> np.ndarray:
     """The model-input map [R, R] on the original image [H, W] (float32; NaN where the
-    model saw nothing, i.e. outside a centre crop). Mirrors core.cohort.preprocess."""
+    model saw nothing: outside the image's crop box or a centre crop). Mirrors
+    core.cohort.preprocess: crop box and rotation first, then the centre crop."""
+    if crop is not None:
+        on_box = map_to_image(cam, (crop.height, crop.width), center_crop)
+        return box_map_to_original(on_box, crop, image_shape)
     h, w = int(image_shape[0]), int(image_shape[1])
     cam = np.asarray(cam, dtype=np.float32)
     if center_crop is None:
@@ -253,13 +261,15 @@ def write_overlay(
     center_crop: float | None = None,
     opacity: float = 0.4,
     what: str = "run",
+    crop: Crop | None = None,
 ) -> Path:
     """One overlay PNG (atomically): `cam` [R, R] is the model-input map scaled to its own
-    maximum with its `peak`; `pixels01` the decoded radiograph at its own resolution."""
+    maximum with its `peak`; `pixels01` the decoded radiograph at its own resolution;
+    `crop` the image's crop box and rotation, if the model saw it cropped."""
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {SCALINGS}, not {scaling!r}")
     shared = shared_peak if scaling == "shared" else None
-    values = map_to_image(scaled_map(cam, peak, shared), pixels01.shape, center_crop)
+    values = map_to_image(scaled_map(cam, peak, shared), pixels01.shape, center_crop, crop)
     image = render_overlay(
         pixels01,
         values,

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from core.cohort.crops import CropTable
 from core.cohort.preprocess import PreprocessConfig
 from core.errors import InputError
 from core.runs.folder import RunFolder
@@ -32,6 +33,7 @@ class Predictor:
     test_images: str = "first"  # how the run scored a patient with several images
     outcome: dict[str, Any] = field(default_factory=dict)
     columns: dict[str, Any] = field(default_factory=dict)  # training table's id/image columns
+    crops: CropTable = field(default_factory=CropTable)  # boxes the run trained with
 
     @property
     def description(self) -> str:
@@ -66,7 +68,9 @@ def load_predictor(path: str | Path) -> Predictor:
         )
     if run.has_final_model():
         model, card = load_model_dir(run.final_model_dir)
-        return _from_card(model, card, "final", path)
+        final = _from_card(model, card, "final", path)
+        final.crops = run.crops()  # trained on the run's crops like its fold models
+        return final
     config = run.config()
     ids = [f.fold_id for f in run.finished_folds() if f.folder.has_model]
     if not ids:
@@ -81,6 +85,7 @@ def load_predictor(path: str | Path) -> Predictor:
         test_images=config.get("train", {}).get("test_images", "first"),
         outcome=run.cohort_source(config).get("outcome") or {},
         columns=run.recorded_columns(config),
+        crops=run.crops(config),
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.cohort.crops import Crop, CropTable, crop_for_file
 from core.cohort.images import read_image
 from core.cohort.preprocess import preprocess, to_model_input
 from core.errors import ImageError
@@ -69,9 +70,10 @@ def cam_paths(inputs: PredictionInputs, cam_dir: str | Path) -> list[tuple[Path,
     return out
 
 
-def load_pixels(path: Path, predictor: Predictor) -> np.ndarray:
-    """uint16 [R, R]: the image as the model was trained to see it (ImageError names it)."""
-    return preprocess(read_image(path).pixels, predictor.preprocess)
+def load_pixels(path: Path, predictor: Predictor, crop: Crop | None = None) -> np.ndarray:
+    """uint16 [R, R]: the image as the model was trained to see it, cut to its crop box
+    and rotation if it has one (ImageError names it)."""
+    return preprocess(read_image(path).pixels, predictor.preprocess, crop)
 
 
 def predict(
@@ -82,12 +84,16 @@ def predict(
     opacity: float = 0.4,
     cam_scale: str = "shared",
     on_progress: Callable[[int, int], None] | None = None,
+    crops: CropTable | None = None,
 ) -> PredictionResult:
     """Score every image (and patient); with `cam_dir`, also write a Grad-CAM overlay PNG
     and the raw map .npy per image (ensemble: the mean of the fold models' maps).
     An image that cannot be decoded is listed with its problem and the others are still
     scored, like the table rows `inputs.problems` lists; ImageError only when no image
-    at all could be scored."""
+    at all could be scored. An image is cut to its crop box: from `crops` (the new
+    images' sidecar), else the box the run trained it with (same content hash)."""
+    boxes = predictor.crops.merged(crops.used()) if crops is not None else predictor.crops
+    image_crops: list[Crop | None] = []
     rows: list[dict[str, Any]] = []
     problems = list(inputs.problems)
     n = len(inputs.images)
@@ -104,8 +110,10 @@ def predict(
             "model": predictor.description,
             "problem": "",
         }
+        image_crops.append(None)  # one entry per image, also when it fails
         try:
-            pixels = load_pixels(item.path, predictor)
+            image_crops[-1] = crop_for_file(item.path, boxes)
+            pixels = load_pixels(item.path, predictor, image_crops[-1])
         except ImageError as exc:
             first_error = first_error or exc
             row["problem"] = exc.detail
@@ -122,7 +130,7 @@ def predict(
     if first_error is not None and all(r["prob"] == "" for r in rows):
         raise first_error  # nothing usable: an error, not a partial result
     if cams is not None:  # overlays after every map: shared scaling needs the largest
-        _write_overlays(predictor, inputs, rows, cam_scale, opacity)
+        _write_overlays(predictor, inputs, rows, cam_scale, opacity, image_crops)
     rows += [_problem_row(p, predictor) for p in inputs.problems if not p.patient_excluded]
     patients = _patient_rows(predictor, inputs, rows)
     return PredictionResult(rows, patients, _metrics(patients) if patients else None, problems)
@@ -162,14 +170,14 @@ def _write_map(predictor, x, paths: tuple[Path, Path]) -> dict[str, Any]:
     return {"cam_png": str(paths[0]), "cam_npy": str(npy), "cam_peak": peak}
 
 
-def _write_overlays(predictor, inputs, rows, scaling: str, opacity: float) -> None:
+def _write_overlays(predictor, inputs, rows, scaling: str, opacity: float, crops) -> None:
     """Each map over its radiograph at the image's own resolution (core.explain.overlay)."""
     from core.explain.overlay import Caption, write_overlay
 
     done = [r for r in rows if r.get("cam_npy")]
     shared = max((float(r["cam_peak"]) for r in done), default=0.0)
     several = len(predictor.models) > 1
-    for item, row in zip(inputs.images, rows, strict=False):
+    for item, row, crop in zip(inputs.images, rows, crops, strict=False):
         if not row.get("cam_npy"):
             continue
         caption = Caption(
@@ -183,7 +191,7 @@ def _write_overlays(predictor, inputs, rows, scaling: str, opacity: float) -> No
                       np.load(row["cam_npy"], allow_pickle=False), float(row["cam_peak"]),
                       caption=caption, scaling=scaling, shared_peak=shared,
                       center_crop=predictor.preprocess.center_crop, opacity=opacity,
-                      what="prediction's images")  # fmt: skip
+                      what="prediction's images", crop=crop)  # fmt: skip
 
 
 def _safe(text: str) -> str:

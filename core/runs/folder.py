@@ -378,6 +378,13 @@ class RunFolder:
         pre = config.get("preprocess") or {"resolution": config.get("train", {}).get("resolution")}
         return PreprocessConfig.from_json(pre)
 
+    def crops(self, config: dict[str, Any] | None = None):
+        """The crop boxes the run trained with (core.cohort.crops.CropTable; empty: whole
+        images). Prediction and explanation look an image up by its content hash."""
+        from core.cohort.crops import CropTable
+
+        return CropTable.from_json((config or self.config()).get("crops"))
+
     def cohort(self) -> dict[str, Any]:
         """cohort.json: the cohort as training saw it (summary, exclusions, problems)."""
         return _read_json(self.path / _COHORT) or {}

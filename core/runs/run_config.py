@@ -10,6 +10,9 @@ FILE` reads one from JSON. Its JSON is the run folder's config.json (docs/run-fo
     versions       package versions of the run (filled in when the run is created)
     seed           train.seed, repeated for readers of the file
     created        ISO time the run was created (null in a config not yet run)
+    crops          the crop boxes used (core.cohort.crops rows, by image content hash),
+                   read from cohort_source's sidecar when the run is created; absent
+                   when the cohort has no sidecar
 
 config.json files written before this type existed have the same keys and load as they are.
 """
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.cohort.crops import CropTable
 from core.cohort.preprocess import PreprocessConfig
 from core.cohort.source import CohortSource
 from core.errors import InputError
@@ -64,6 +68,8 @@ class RunConfig:
     created: str | None = None
     # None: the images at train.resolution, whole (no centre crop)
     image_preprocess: PreprocessConfig | None = None
+    # the boxes the run trains with; None: not read yet (with_crops) or no sidecar
+    crops: CropTable | None = None
 
     def __post_init__(self) -> None:
         if self.cohort.outcome is None:
@@ -86,6 +92,13 @@ class RunConfig:
         """How images are prepared for this run (and for predictions from it)."""
         return self.image_preprocess or PreprocessConfig(resolution=self.train.resolution)
 
+    def with_crops(self) -> RunConfig:
+        """The cohort sidecar's used boxes read into the config (once, when a run is
+        created), so the run keeps the boxes it trained with whatever the sidecar becomes."""
+        if self.crops is not None or not self.cohort.crops:
+            return self
+        return self.replace(crops=self.cohort.crop_table().used())
+
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
 
@@ -98,6 +111,7 @@ class RunConfig:
             "seed": self.seed,
             "created": self.created,
             "options": self.options.to_json(),
+            **({"crops": self.crops.to_json()} if self.crops is not None else {}),
         }
 
     @classmethod
@@ -111,6 +125,7 @@ class RunConfig:
             versions=data.get("versions") or {},
             created=data.get("created"),
             image_preprocess=_preprocess(data.get("preprocess")),
+            crops=CropTable.from_json(data["crops"]) if "crops" in data else None,
         )
 
     def write(self, path: str | Path) -> Path:
