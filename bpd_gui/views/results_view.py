@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from bpd_gui.jobs.job_queue import JobQueue
 from bpd_gui.jobs.run_progress import describe_config
+from bpd_gui.widgets.federated_results import FederatedResultsView
 from core.runs.folder import RunFolder
 
 METRICS = (("auroc", "AUROC"), ("balanced_accuracy", "Bal. acc."), ("f1", "F1"),
@@ -61,6 +62,9 @@ class ResultsView(QWidget):
         layout.addWidget(note)
         layout.addWidget(self.table)
         layout.addLayout(buttons)
+        self.federated = FederatedResultsView()  # the selected run's sites, if it is federated
+        self.federated.hide()
+        layout.addWidget(self.federated)
         self.table.itemSelectionChanged.connect(self._update_buttons)
         queue.changed.connect(self.refresh)
         queue.job_ended.connect(lambda _job: self.refresh())
@@ -102,7 +106,9 @@ class ResultsView(QWidget):
         self.report_button.setEnabled(run is not None and RunFolder(run).report_path.is_file())
         self.folder_button.setEnabled(run is not None and run.is_dir())
         finished = run is not None and RunFolder(run).summary() is not None
-        self.review_button.setEnabled(finished)
+        federated = self.federated.show_run(run)
+        self.federated.setVisible(federated)
+        self.review_button.setEnabled(finished and not federated)  # its folds are at the sites
 
     def _review(self) -> None:
         run = self.selected_run()
