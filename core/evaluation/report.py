@@ -14,8 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import atomic_write_text
+from core.evaluation.report_gallery import gallery_section
 from core.evaluation.report_html import caveat_html, e, mean_sd, num, table
-from core.evaluation.report_plots import calibration_section, history_section, roc_section
+from core.evaluation.report_plots import (
+    calibration_section,
+    history_section,
+    pr_section,
+    roc_section,
+)
 from core.evaluation.run_data import RunData, load_run
 from core.scoring.metrics import METRIC_NAMES, binary_metrics, summarize_folds
 
@@ -32,16 +38,26 @@ METRIC_TITLES = {
     "precision": "Precision (PPV)",
     "npv": "NPV",
 }
+# Works from a phone-sized 760 px window up: wide tables scroll inside their own box
+# (div.scroll), plots shrink to the page width, figures wrap.
 CSS = """
-body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}
+body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222;
+padding:0 12px}
 h1{margin-bottom:4px} h2{border-bottom:1px solid #ccc;padding-bottom:3px;margin-top:32px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3} td.l,th.l{text-align:left}
 .notice{background:#fff4e5;border:1px solid #f0a040;padding:8px 12px;border-radius:4px}
 .plots{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
-figure{margin:0;max-width:460px} .muted{color:#666;font-size:13px}
-pre{background:#f7f7f7;padding:8px;font-size:12px;overflow-x:auto}
+figure{margin:0;max-width:min(460px,100%)} .muted{color:#666;font-size:13px}
+svg{max-width:100%;height:auto}
+.scroll{overflow-x:auto;max-width:100%}
+pre{background:#f7f7f7;padding:8px;font-size:12px;overflow-x:auto;white-space:pre-wrap;
+overflow-wrap:anywhere}
+.gallery{display:flex;flex-wrap:wrap;gap:12px}
+figure.cam{width:220px;font-size:12px} figure.cam img{display:block;max-width:100%;
+height:auto;background:#111} h4{margin:12px 0 4px;font-size:14px}
+p,figcaption,td.l{overflow-wrap:anywhere}
 tr.wrong td{background:#fff0f0}
 """
 
@@ -228,7 +244,7 @@ def _infants_section(run: RunData) -> str:
     )
     return (
         f"<p class=muted>{e(note)} Outcome 1 = positive.</p>"
-        f"<table><tr>{head}</tr>{''.join(rows_html)}</table>"
+        f"<div class=scroll><table><tr>{head}</tr>{''.join(rows_html)}</table></div>"
     )
 
 
@@ -255,13 +271,15 @@ def render_report(run: RunData) -> str:
             + table(["metric", "mean ± SD over folds", "folds"], metrics_rows),
         ),
         (
-            "ROC curve and calibration",
-            '<div class="plots">' + roc_section(run) + calibration_section(run) + "</div>",
+            "ROC and precision-recall curves",
+            '<div class="plots">' + roc_section(run) + pr_section(run) + "</div>",
         ),
+        ("Calibration", '<div class="plots">' + calibration_section(run) + "</div>"),
         ("Confusion matrix", _confusion_section(run)),
         ("Clinical baselines beside the image model", _baselines_section(run, stats)),
         ("Per-fold results", _folds_section(run)),
         ("Training curves per fold", history_section(run)),
+        ("Grad-CAM: the most confident errors and successes", gallery_section(run)),
         ("Cohort", _cohort_section(run)),
         ("Out-of-fold predictions per infant", _infants_section(run)),
         ("Configuration", "<pre>" + e(json.dumps(run.config, indent=2, default=str)) + "</pre>"),
@@ -269,6 +287,7 @@ def render_report(run: RunData) -> str:
     body = "".join(f"<h2>{e(title)}</h2>{html}" for title, html in sections)
     return (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>BPD Studio report – {e(run.name)}</title><style>{CSS}</style></head><body>"
         f"<h1>BPD Studio report</h1><p class=muted>Run {e(run.name)}</p>"
         f'<p class="notice">{e(NOTICE)}</p>{body}'

@@ -33,7 +33,8 @@ def table(
     header: list[str], rows: list[list[str]], left: int = 1, text_cols: tuple[int, ...] = ()
 ) -> str:
     """HTML table from already-escaped cells; the first `left` columns and `text_cols`
-    align left (text), the rest right (numbers)."""
+    align left (text), the rest right (numbers). Wrapped in a box that scrolls sideways
+    when the table is wider than the page (the report stays readable at 760 px)."""
 
     def cells(tag: str, row: list[str]) -> str:
         return "".join(
@@ -42,7 +43,7 @@ def table(
         )
 
     body = "".join(f"<tr>{cells('td', r)}</tr>" for r in rows)
-    return f"<table><tr>{cells('th', header)}</tr>{body}</table>"
+    return f"<div class=scroll><table><tr>{cells('th', header)}</tr>{body}</table></div>"
 
 
 def caveat_html(run: Any) -> str:

@@ -78,8 +78,12 @@ def line_plot(
     height: int = 340,
     diagonal: bool = False,
     legend: str | None = "top",
+    marks: list[tuple[float, str]] | None = None,
+    band: tuple[float, float, str] | None = None,
 ) -> str:
-    """One SVG element: axes, grid, optional y = x diagonal, one polyline per series."""
+    """One SVG element: axes, grid, optional y = x diagonal, one polyline per series.
+    `marks`: vertical dashed lines at x, labelled along the line (e.g. a training phase
+    starting there); `band`: a shaded x interval with a label (e.g. the probe epochs)."""
     left, right, top, bottom = 58, 14, 30, 46
     if legend == "right":  # outside the axes: nothing drawn under it
         right += 120
@@ -121,6 +125,26 @@ def line_plot(
         f'<text transform="translate(14,{top + ph / 2:.1f}) rotate(-90)" '
         f'text-anchor="middle">{escape(y_label)}</text>'
     )
+    if band is not None:  # under the series, so lines stay on top
+        b0, b1 = (min(max(v, x0), x1) for v in band[:2])
+        out.append(
+            f'<rect class="band" x="{sx(b0):.1f}" y="{top}" width="{max(sx(b1) - sx(b0), 0):.1f}" '
+            f'height="{ph}" fill="#000" fill-opacity="0.06"><title>{escape(band[2])}</title></rect>'
+        )
+        out.append(
+            f'<text x="{sx(b0) + 4:.1f}" y="{top + ph - 6}" fill="#555">{escape(band[2])}</text>'
+        )
+    for mx, label in marks or []:
+        if not x0 <= mx <= x1:
+            continue
+        out.append(
+            f'<line class="mark" x1="{sx(mx):.1f}" y1="{top}" x2="{sx(mx):.1f}" y2="{top + ph}" '
+            'stroke="#555" stroke-dasharray="5 3"/>'
+        )
+        out.append(  # along the line: marks a few epochs apart never overlap
+            f'<text transform="translate({sx(mx) + 3:.1f},{top + 4}) rotate(90)" '
+            f'fill="#555" font-size="10">{escape(label)}</text>'
+        )
     if diagonal:
         out.append(
             f'<line x1="{sx(max(x0, y0)):.1f}" y1="{sy(max(x0, y0)):.1f}" '

@@ -38,11 +38,13 @@ def test_report_has_every_section_and_plot(run_dir):
     html = path.read_text(encoding="utf-8")
     for heading in (
         "Summary",
-        "ROC curve and calibration",
+        "ROC and precision-recall curves",
+        "Calibration",
         "Confusion matrix",
         "Clinical baselines",
         "Per-fold results",
         "Training curves per fold",
+        "Grad-CAM: the most confident errors and successes",
         "Cohort",
         "Out-of-fold predictions per infant",
         "Configuration",
@@ -51,6 +53,7 @@ def test_report_has_every_section_and_plot(run_dir):
     titles = re.findall(r'<svg [^>]*aria-label="([^"]+)"', html)
     assert titles == [
         "ROC curve (out-of-fold)",
+        "Precision-recall (out-of-fold)",
         "Calibration (reliability)",
         "Training loss",
         "Test-fold AUROC per epoch",

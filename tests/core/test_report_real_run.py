@@ -36,10 +36,16 @@ def test_real_run_folder_reads_completely(runs):
 def test_report_of_a_real_run_has_every_plot_with_data(runs):
     html = write_report(runs[0]).read_text(encoding="utf-8")
     svgs = re.findall(r"<svg .*?</svg>", html, flags=re.S)
-    assert len(svgs) == 4
+    assert len(svgs) == 5  # ROC, precision-recall, calibration, loss, AUROC per epoch
     for svg in svgs:  # every plot has at least one drawn line with points
         assert re.search(r'<polyline points="[\d., ]{20,}"', svg)
     assert "163 infants" in html
+    # the probe, then fine-tuning from layer3, then layer2: a band and two marks per curve
+    loss, auroc = svgs[3], svgs[4]
+    for svg in (loss, auroc):
+        assert svg.count('class="band"') == 1 and svg.count('class="mark"') == 2
+        assert ">fine-tune: layer3</text>" in svg and ">layer2</text>" in svg
+    assert "a change of task, not divergence" in html
     infants = html.split("Out-of-fold predictions per infant</h2>")[1].split("</table>")[0]
     assert infants.count("<tr") == 1 + 163  # header + one row per infant
 
