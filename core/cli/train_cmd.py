@@ -153,6 +153,12 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_resume(args: argparse.Namespace) -> int:
     from core.runs.folder import RunFolder
+    from core.study.folder import StudyFolder
+
+    if StudyFolder.looks_like_study(args.run_dir):  # a study: resume all its arms
+        from core.cli.study_cmd import resume_study
+
+        return resume_study(args.run_dir, args.quiet)
 
     # one trainer per run (exit 2 if one is running); taken before open(), whose clean-up
     # of interrupted writes must not touch a running trainer's temp files
