@@ -17,7 +17,7 @@ from pathlib import Path
 
 from core.errors import Cancelled, InputError
 from core.study.config import STRATEGIES
-from core.training.config import INITS, PRESETS
+from core.training.config import CV_SCHEMES, INITS, PRESETS
 
 # flag -> TrainConfig field of the recipe every arm shares
 RECIPE_FLAGS = {
@@ -30,6 +30,8 @@ RECIPE_FLAGS = {
     "device": "device",
     "precision": "precision",
     "seed": "seed",
+    "cv_scheme": "cv_scheme",
+    "probe_augment": "probe_augment",
 }
 
 
@@ -59,6 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=tuple(PRESETS), help="base recipe (default paper)")
     p.add_argument("--folds", type=int, help="cross-validation folds")
     p.add_argument("--repeats", type=int, help="cross-validation repeats")
+    p.add_argument("--cv-scheme", choices=CV_SCHEMES,
+                   help="test folds: paper (the authors' 1:1 folds) or stratified")  # fmt: skip
+    p.add_argument("--probe-augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="linear probe on augmented batches (the authors') or on features "
+                   "computed once (--no-probe-augment)")  # fmt: skip
     p.add_argument("--epochs", type=int, help="fine-tuning epochs after the probe")
     p.add_argument("--probe-epochs", type=int, help="linear-probe epochs")
     p.add_argument("--epochs-without-probe", type=int,

@@ -80,6 +80,12 @@ def _mean_auroc(run: RunData) -> float:
     return -math.inf if m is None else float(m)
 
 
+def _ensemble(summary: dict[str, Any]) -> float | None:
+    """The AUROC of repeat-averaged out-of-fold probabilities (summary.json names it
+    ensemble_auroc; older runs pooled_auroc)."""
+    return summary.get("ensemble_auroc", summary.get("pooled_auroc"))
+
+
 def _baselines(run: RunData) -> dict[str, dict]:
     base = run.summary.get("baselines") or {}
     return {k: base[k] for k in BASELINES if isinstance(base.get(k), dict) and base[k].get("auroc")}
@@ -100,7 +106,7 @@ def _table_section(arms, runs, best) -> str:
         rows.append(
             [name, e(arm.title)]
             + [mean_sd(stats.get(m)) for m, _ in TABLE_METRICS]
-            + [num(run.summary.get("pooled_auroc")), str(len(run.folds)), "finished"]
+            + [num(_ensemble(run.summary)), str(len(run.folds)), "finished"]
         )
     if best:
         for key, b in _baselines(runs[best]).items():
