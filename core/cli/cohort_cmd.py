@@ -67,6 +67,85 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(func=run_check)  # fmt: skip
+    _register_autobox(sub)
+
+
+def _register_autobox(sub: argparse._SubParsersAction) -> None:
+    box = sub.add_parser(
+        "autobox",
+        help="suggest a chest crop box for every image (offline, no model); written for "
+        "review, never used unreviewed",
+        description="Writes TABLE.crops.csv (or --out) with source=auto for every image a "
+        "person has not boxed; boxes marked manual or accepted are kept. Automatic boxes "
+        "are used by training and prediction only once a person accepts them: correct or "
+        "accept each in the app's crop tool, or accept all of them as they are with "
+        "--accept. See docs/method.md, 'Crops'.",
+    )
+    box.add_argument("table", help="CSV or XLSX, one row per image or per patient")
+    box.add_argument("--images-root", help="folder image paths are relative to")
+    box.add_argument("--sheet", help="XLSX: the sheet to read")
+    box.add_argument("--patient-col", help="patient id column (default: guessed)")
+    box.add_argument("--image-col", help="image path column (default: guessed)")
+    box.add_argument("--image-pattern", help="one row per patient: e.g. '{patient_id}_*.png'")
+    box.add_argument("--out", help="the sidecar to write (default: TABLE.crops.csv)")
+    box.add_argument("--accept", action="store_true",
+                     help="mark every automatic box accepted (used by training) without "
+                     "review; a person's boxes are kept")  # fmt: skip
+    box.add_argument("--compare", metavar="FILE",
+                     help="a sidecar of boxes drawn by hand: print the IoU of the automatic "
+                     "boxes against them")  # fmt: skip
+    box.set_defaults(func=run_autobox)
+
+
+def run_autobox(args: argparse.Namespace) -> int:
+    """Suggest, keep what a person drew, write the sidecar, and say what to do next."""
+    from pathlib import Path
+
+    from core.cohort.chest_box import autobox_images, compare_boxes, table_images
+    from core.cohort.crops import CropTable, read_sidecar, sidecar_path, write_sidecar
+    from core.outputs import check_output_file
+
+    source = CohortSource(args.table, images_root=args.images_root,
+                          patient_column=args.patient_col, image_column=args.image_col,
+                          image_pattern=args.image_pattern, sheet=args.sheet)  # fmt: skip
+    out = Path(args.out) if args.out else sidecar_path(args.table)
+    # the sidecar is updated in place (a person's boxes kept), never the table itself
+    check_output_file(out, inputs=[args.table, *([args.compare] if args.compare else [])],
+                      force=True)  # fmt: skip
+    existing = read_sidecar(out) if out.exists() else CropTable()
+    images = table_images(source)
+    result = autobox_images(images, existing, on_progress=_progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    table = result.table.accepted() if args.accept else result.table
+    write_sidecar(out, table)
+    print(f"images:      {len(images)}")
+    print(f"suggested:   {result.suggested} automatic box(es)"
+          + (" (accepted: used by training)" if args.accept else " (source=auto)"))  # fmt: skip
+    print(f"kept:        {result.kept} box(es) a person drew or accepted")
+    for ref in result.not_found:
+        print(f"  no lung fields found, box = the body's width, full height: {ref}")
+    for problem in result.problems:
+        print(f"  [error] {problem}")
+    print(f"written:     {out}")
+    if not args.accept:
+        print("next:        review the boxes in the app's crop tool (Cohort page), or accept "
+              "them unreviewed with --accept; until then training ignores them")  # fmt: skip
+    if args.compare:
+        _print_comparison(compare_boxes(table, read_sidecar(args.compare)), args.compare)
+    return 2 if result.problems else 0
+
+
+def _print_comparison(pairs: list[tuple[str, float]], reference: str) -> None:
+    import numpy as np
+
+    if not pairs:
+        print(f"compare:     no image of {reference} has an automatic box")
+        return
+    ious = np.array([v for _, v in pairs])
+    print(f"IoU against {reference} ({len(ious)} images): mean {ious.mean():.3f}, "
+          f"median {np.median(ious):.3f}, min {ious.min():.3f}, "
+          f">= 0.5: {(ious >= 0.5).sum()}, >= 0.7: {(ious >= 0.7).sum()}")  # fmt: skip
 
 
 def _source(args: argparse.Namespace) -> CohortSource:
