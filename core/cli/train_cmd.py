@@ -18,7 +18,7 @@ from core.cli.train_options import options_from_args, run_config_from_args
 from core.cli.train_options import write_report as _write_report
 from core.errors import InputError
 from core.scoring.metrics import METRIC_NAMES
-from core.training.config import INITS, PRESETS, STRATEGIES, preset
+from core.training.config import CV_SCHEMES, INITS, PRESETS, STRATEGIES, preset
 
 if TYPE_CHECKING:  # torch loads only when a training command runs
     from core.runs.events import Event
@@ -83,6 +83,15 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
                    help="CutMix during fine-tuning")  # fmt: skip
     p.add_argument("--folds", type=int, help="cross-validation folds")
     p.add_argument("--repeats", type=int, help="cross-validation repeats")
+    p.add_argument("--cv-scheme", choices=CV_SCHEMES, dest="cv_scheme",
+                   help="test folds: paper = the authors' 1:1 folds (positives in k chunks, "
+                   "each with as many negatives; leftover negatives never tested; default of "
+                   "the paper preset), stratified = stratified patient-grouped k-fold, every "
+                   "patient tested once per repeat (default of cpu-fast)")  # fmt: skip
+    p.add_argument("--probe-augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="linear probe on augmented batches with the backbone's BatchNorm on "
+                   "batch statistics (the paper preset), or --no-probe-augment: on features "
+                   "computed once (cpu-fast; faster, a different method)")  # fmt: skip
     p.add_argument("--epochs", type=int, help="fine-tuning epochs (after the probe)")
     p.add_argument("--probe-epochs", type=int, help="linear-probe epochs")
     p.add_argument("--resolution", type=int, help="image side in pixels")
@@ -288,7 +297,14 @@ def _print_result(run_dir: Path, summary: dict[str, Any]) -> None:
         sd = m.get("sd")
         sd_text = f" +- {sd:.3f}" if sd is not None else ""
         print(f"{name:>18}: {m['mean']:.3f}{sd_text} (n={m.get('n')})")
-    print(f"{'pooled_auroc':>18}: {_fmt(summary.get('pooled_auroc'))}")
+    ensemble = summary.get("ensemble_auroc", summary.get("pooled_auroc"))
+    print(f"{'ensemble_auroc':>18}: {_fmt(ensemble)} (repeat-averaged out-of-fold "
+          "probabilities, one per patient)")  # fmt: skip
+    testing = summary.get("testing") or {}
+    if testing.get("per_repeat"):
+        tested = ", ".join(str(r["tested"]) for r in testing["per_repeat"])
+        print(f"patients tested per repeat: {tested}; never tested: "
+              f"{testing.get('never_tested')}")  # fmt: skip
     print(f"patients {summary.get('n_patients')} (positive {summary.get('n_positive')}), "
           f"folds {summary.get('n_folds')}")  # fmt: skip
     if summary.get("caveat"):  # a tiny cohort (core.runs.summary.small_cohort_caveat)

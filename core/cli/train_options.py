@@ -33,6 +33,8 @@ FLAG_FIELDS = {
     "precision": "precision",
     "seed": "seed",
     "threshold_method": "threshold_method",
+    "cv_scheme": "cv_scheme",
+    "probe_augment": "probe_augment",
 }
 
 

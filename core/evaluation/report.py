@@ -142,7 +142,7 @@ def _baselines_section(run: RunData, stats: dict[str, dict]) -> str:
         [
             "image model (this run)",
             mean_sd(stats.get("auroc")),
-            num(run.summary.get("pooled_auroc")),
+            num(run.summary.get("ensemble_auroc", run.summary.get("pooled_auroc"))),
             "",
         ]
     ]
@@ -173,9 +173,14 @@ def _baselines_section(run: RunData, stats: dict[str, dict]) -> str:
             ]
         )
     text = f"<p class=muted>{e(source_note)}</p>" if source_note else ""
-    header = ["score", "AUROC mean ± SD over folds", "pooled AUROC", "notes"]
+    header = ["score", "AUROC mean ± SD over folds", "ensemble AUROC", "notes"]
     matrix = table(header, rows, text_cols=(3,))
-    return matrix + text + "<p class=muted>All rows use the same folds as the image model.</p>"
+    return matrix + text + (
+        "<p class=muted>All rows use the same folds as the image model. Ensemble AUROC: "
+        "one AUROC over every tested infant's out-of-fold probability averaged over the "
+        "repeats that tested the infant (an ensemble of the repeats' fold models), not "
+        "the mean of the folds' AUROCs.</p>"
+    )
 
 
 def _cohort_section(run: RunData) -> str:
@@ -248,6 +253,27 @@ def _infants_section(run: RunData) -> str:
     )
 
 
+def _testing_html(run: RunData) -> str:
+    """Who was tested: patients per repeat, never tested, and why (the authors' 1:1
+    folds leave negatives out), from the summary or, for older runs, the folds."""
+    from core.runs.summary import fold_coverage
+
+    testing = run.summary.get("testing")
+    n = run.summary.get("n_patients") or run.cohort.get("summary", {}).get("n_patients")
+    if not testing and n and run.folds:
+        n_pos = run.summary.get("n_positive") or run.cohort.get("summary", {}).get("n_positive")
+        folds = [{"repeat": f.repeat, "test_patients": f.test_patients} for f in run.folds]
+        scheme = run.config.get("train", {}).get("cv_scheme")
+        testing = fold_coverage(folds, int(n), int(n_pos or 0), scheme)
+    if not testing or not testing.get("per_repeat"):
+        return ""
+    tested = ", ".join(f"repeat {r['repeat']}: {r['tested']}" for r in testing["per_repeat"])
+    return (
+        f"<p>Patients tested ({e(testing.get('cv_scheme') or '?')} folds): {e(tested)}; "
+        f"never tested: {e(testing.get('never_tested'))}. {e(testing.get('why', ''))}</p>"
+    )
+
+
 def render_report(run: RunData) -> str:
     stats = _summary_stats(run)
     status = run.state.get("status", "unknown")
@@ -268,7 +294,8 @@ def render_report(run: RunData) -> str:
             "Summary",
             f"<p>{headline}</p>"
             + caveat_html(run)  # a cohort too small for the numbers to mean much
-            + table(["metric", "mean ± SD over folds", "folds"], metrics_rows),
+            + table(["metric", "mean ± SD over folds", "folds"], metrics_rows)
+            + _testing_html(run),
         ),
         (
             "ROC and precision-recall curves",

@@ -135,7 +135,9 @@ def _run(
         emit("progress", **progress.fields())
     pooled = pooled_predictions(rows, cfg.cv_repeats)
     run.write_predictions(pooled, prediction_fields(cfg.cv_repeats))
-    summary = run_summary(fold_results, pooled, len(data.labels), int(data.labels.sum()))
+    summary = run_summary(
+        fold_results, pooled, len(data.labels), int(data.labels.sum()), cfg.cv_scheme
+    )
     summary["threshold"] = threshold_summary(cfg, fold_results, pooled)
     if patients is not None:
         summary["baselines"] = _baselines(patients, fold_results, emit)

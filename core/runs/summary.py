@@ -75,13 +75,62 @@ def small_cohort_caveat(
     )
 
 
+ENSEMBLE_AUROC_MEANING = (
+    "AUROC of each tested patient's out-of-fold probability averaged over the repeats "
+    "that tested the patient: an ensemble of up to one fold model per repeat, scored "
+    "once per patient. Not the mean of the folds' AUROCs (the `auroc` entry); patients "
+    "never tested are not in it."
+)
+
+
+def fold_coverage(
+    fold_results: list[dict[str, Any]], n_patients: int, n_positive: int, cv_scheme: str | None
+) -> dict[str, Any]:
+    """How many patients each repeat tested, how many no repeat tested, and why (the
+    authors' 1:1 folds leave negatives out; stratified folds test everyone once)."""
+    tested_by_repeat: dict[int, set[str]] = defaultdict(set)
+    for f in fold_results:
+        tested_by_repeat[int(f["repeat"])].update(str(p) for p in f.get("test_patients", []))
+    ever = set().union(*tested_by_repeat.values()) if tested_by_repeat else set()
+    per_repeat = [
+        {"repeat": r, "tested": len(ids), "not_tested": n_patients - len(ids)}
+        for r, ids in sorted(tested_by_repeat.items())
+    ]
+    never = n_patients - len(ever)
+    n_negative = n_patients - n_positive
+    if cv_scheme == "paper":
+        left = max(n_negative - n_positive, 0)
+        why = (
+            "The authors' 1:1 test folds pair each fold's share of the positive patients "
+            f"with as many negatives: with {n_positive} positive and {n_negative} negative "
+            f"patients a repeat tests at most {n_patients - left} and leaves {left} "
+            "negatives untested, a different random set in each repeat; "
+            f"{never} patient(s) were tested in no repeat and have no out-of-fold prediction."
+        )
+    elif cv_scheme == "stratified":
+        why = (
+            "Stratified patient-grouped folds test every patient once per repeat"
+            + (f"; {never} patient(s) untested belong to folds not finished." if never else ".")
+        )
+    else:
+        why = f"{never} patient(s) were tested in no repeat."
+    return {
+        "cv_scheme": cv_scheme,
+        "per_repeat": per_repeat,
+        "never_tested": never,
+        "why": why,
+    }
+
+
 def run_summary(
     fold_results: list[dict[str, Any]],
     pooled: list[dict[str, Any]],
     n_patients: int,
     n_positive: int,
+    cv_scheme: str | None = None,
 ) -> dict[str, Any]:
-    """fold_results: [{repeat, fold, metrics}]. pooled: rows of `pooled_predictions`."""
+    """fold_results: [{repeat, fold, metrics, test_patients}]. pooled: rows of
+    `pooled_predictions`. `cv_scheme` names the folds in the `testing` entry's reason."""
     summary: dict[str, Any] = dict(summarize_folds([f["metrics"] for f in fold_results]))
     labels = np.array([r["label"] for r in pooled], dtype=int)
     probs = np.array([r["prob"] for r in pooled], dtype=float)
@@ -94,7 +143,11 @@ def run_summary(
         repeat_auroc.append(float(np.mean(vals)) if vals else float("nan"))
     summary.update(
         {
+            # kept for older readers: the same number as ensemble_auroc
             "pooled_auroc": _clean(pooled_value),
+            "ensemble_auroc": _clean(pooled_value),
+            "ensemble_auroc_meaning": ENSEMBLE_AUROC_MEANING,
+            "testing": fold_coverage(fold_results, n_patients, n_positive, cv_scheme),
             "n_patients": int(n_patients),
             "n_positive": int(n_positive),
             "n_folds": len(fold_results),
