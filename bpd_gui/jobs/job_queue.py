@@ -101,6 +101,14 @@ class JobQueue(QObject):
                 self.jobs.remove(job)
             self.changed.emit()
 
+    def forget(self, job: RunJob) -> None:
+        """Drop a run that is neither training nor queued (its folder was removed)."""
+        if job.is_active or job.is_queued or job not in self.jobs:
+            return
+        job.stop_following()
+        self.jobs.remove(job)
+        self.changed.emit()
+
     def active_job(self) -> RunJob | None:
         return next((j for j in self.jobs if j.is_active), None)
 

@@ -89,7 +89,7 @@ def test_results_page_shows_the_view_for_a_selected_federated_run(qtbot, fed_run
     queue.open_run(fed_run.path)
     item = page.table.topLevelItem(0)
     assert item.data(0, Qt.UserRole) == str(fed_run.path)
-    assert page.federated.isHidden()
+    assert page.federated.isVisible()  # the newest run is selected by default
     page.table.setCurrentItem(item)
     assert page.federated.isVisible()
     assert page.federated.sites.rowCount() == 4
