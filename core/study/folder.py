@@ -102,6 +102,19 @@ class StudyFolder:
             return "unfinished"
         return "skipped" if name in self.skipped() else "not started"
 
+    def arm_statuses(self) -> dict[str, str]:
+        """{arm name: arm_status} in the study's order (what the app lists)."""
+        return {arm.name: self.arm_status(arm) for arm in self.config().arms()}
+
+    def running_arm(self) -> str | None:
+        """The arm a process is training now (its run folder's lock is held), or None:
+        the run folder whose events.jsonl a follower (the app) should read."""
+        for arm in self.config().arms():
+            run = self.arm_run(arm)
+            if run.has_config and run.trainer() is not None:
+                return arm.name
+        return None
+
     def skipped(self) -> dict[str, str]:
         """{arm: why} for the arms the last attempt skipped."""
         return {str(k): str(v) for k, v in (_read_json(self.path / _SKIPPED) or {}).items()}

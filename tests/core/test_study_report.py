@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +140,25 @@ def test_study_folder_refuses_a_non_study(tmp_path):
     with pytest.raises(InputError, match="not a study folder"):
         StudyFolder.existing(tmp_path)
     assert main(["study", "resume", str(tmp_path)]) == 2
+
+
+def test_study_status_reads_without_torch(tmp_path):
+    """The app lists a study's arms in its own process, which never imports torch."""
+    import subprocess
+    import sys
+
+    study = _study(tmp_path)
+    code = (
+        "import sys\n"
+        "from core.study.folder import StudyFolder\n"
+        f"s = StudyFolder.existing({str(study.path)!r})\n"
+        "print(s.arm_statuses(), s.running_arm())\n"
+        "print('torch' in sys.modules)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    statuses, torch_loaded = out.stdout.strip().splitlines()
+    assert "'xrv-full': 'finished'" in statuses and "'imagenet-full': 'finished'" in statuses
+    assert "'imagenet-probe+progressive': 'skipped'" in statuses
+    assert statuses.endswith("None") and torch_loaded == "False"
