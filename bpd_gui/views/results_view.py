@@ -3,7 +3,8 @@
 The details are read by core (core.evaluation.run_results: no torch) in a background
 thread and drawn here: metrics with 95% CIs, clinical baselines, ROC, precision-recall,
 calibration, the per-fold table. Two selected runs are compared by `bpd compare --json`
-in a child process. A federated run shows its sites instead (FederatedResultsView).
+in a child process; a study's arms have their own tab (StudyResults). A federated run
+shows its sites instead (FederatedResultsView).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from bpd_gui.messages import show_error
 from bpd_gui.widgets.cli_process import CliProcess
 from bpd_gui.widgets.federated_results import FederatedResultsView
 from bpd_gui.widgets.result_plots import ResultPlots
+from bpd_gui.widgets.study_results import StudyResults
 from bpd_gui.workers import FunctionWorker
 from core.errors import InputError
 from core.evaluation.run_results import METRIC_TITLES, RunResults, read_run_results
@@ -284,6 +286,13 @@ class ResultsView(QWidget):
         top_layout.addWidget(self.table, 1)
         top_layout.addLayout(buttons)
         self.details = RunDetails()
+        self.study = StudyResults()  # `bpd study` folders: table and forest plot
+        self.details.tabs.addTab(self.study, "Study")
+        self.details.tabs.currentChanged.connect(
+            lambda _i: (
+                self.study.refresh() if self.details.tabs.currentWidget() is self.study else None
+            )
+        )
         self.federated = FederatedResultsView()  # the selected run's sites, if it is federated
         self.federated.hide()
         bottom = QWidget()
@@ -347,6 +356,8 @@ class ResultsView(QWidget):
             self.table.topLevelItem(0).setSelected(True)  # the newest run
         self.table.blockSignals(False)
         self._on_selection()
+        if self.details.tabs.currentWidget() is self.study:  # else when its tab is opened
+            self.study.refresh()
 
     def selected_runs(self) -> list[Path]:
         return [Path(i.data(0, Qt.UserRole)) for i in self.table.selectedItems()]

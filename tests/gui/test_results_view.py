@@ -90,3 +90,30 @@ def test_remove_asks_and_refuses_a_training_run(window, qtbot, studio_home):
     assert window.queue.find(runs / NEWER) is None
     names = [view.table.topLevelItem(i).text(0) for i in range(view.table.topLevelItemCount())]
     assert names == [OLDER] and view.selected_run() == runs / OLDER
+
+
+def test_a_studys_table_and_forest_plot(window, qtbot, studio_home):
+    from core.study.folder import StudyFolder
+    from tests.core.runfolder_factory import make_run_folder
+    from tests.core.test_study_report import SHAPE, _config
+
+    study = StudyFolder.create(studio_home / "runs" / "20260103-000000-study", _config())
+    make_run_folder(study.arm_path("xrv-probe+progressive"), signal=1.6, score_seed=1, **SHAPE)
+    make_run_folder(study.arm_path("xrv-full"), signal=0.3, score_seed=2, **SHAPE)
+    study.set_skipped("imagenet-full", "weights missing")
+    window.show_page("results")
+    view = window.pages["results"]
+    view.details.tabs.setCurrentWidget(view.study)
+    panel = view.study
+    assert panel.picker.currentText() == study.path.name
+    assert panel.table.rowCount() == 4  # 2 inits x 2 strategies
+    by_arm = {panel.table.item(r, 0).text(): r for r in range(4)}
+    best = by_arm["xrv-probe+progressive"]
+    assert panel.table.item(best, 2).text() == "finished"
+    low, high = (float(x) for x in panel.table.item(best, 4).text().split(" – "))
+    mean = float(panel.table.item(best, 3).text().split(" ± ")[0])
+    assert low < mean < high
+    assert panel.table.item(by_arm["imagenet-full"], 2).text() == "skipped"
+    assert "2 of 4 arms finished" in panel.note.text()
+    ticks = panel.forest.getAxis("left")._tickLevels[0]
+    assert sorted(name for _, name in ticks) == ["xrv-full", "xrv-probe+progressive"]
