@@ -18,7 +18,7 @@ import numpy as np
 
 from core.errors import InputError
 from core.evaluation.run_data import RunData, load_run
-from core.evaluation.statistics import delong_test, wilcoxon_signed_rank
+from core.evaluation.statistics import corrected_resampled_t, delong_test, wilcoxon_signed_rank
 
 
 def _examples(ids: set[str]) -> str:
@@ -107,6 +107,21 @@ def _paired(a: dict, b: dict, label: str) -> dict:
     }
 
 
+def _corrected_t(a: RunData, b: RunData) -> dict | None:
+    """Nadeau & Bengio's corrected resampled t over the paired folds (folds share
+    training patients, so the fold-level Wilcoxon alone is optimistic); None under 2."""
+    fa, fb = _fold_auroc(a), _fold_auroc(b)
+    keys = [k for k in fa if not (math.isnan(fa[k]) or math.isnan(fb[k]))]
+    if len(keys) < 2:
+        return None
+    n_train = float(np.mean([len(f.train_patients) for f in a.folds]))
+    n_test = float(np.mean([len(f.test_patients) for f in a.folds]))
+    res = corrected_resampled_t(
+        [fa[k] for k in keys], [fb[k] for k in keys], n_train=n_train, n_test=n_test
+    )
+    return res.to_json()
+
+
 def compare_runs(run_a: str | Path, run_b: str | Path) -> dict:
     a, b = load_run(run_a), load_run(run_b)
     check_comparable(a, b)
@@ -122,6 +137,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path) -> dict:
         "n_positive": int(y[keep].sum()),
         "repeats": _paired(_repeat_auroc(a), _repeat_auroc(b), "repeat-level mean AUROC"),
         "folds": _paired(_fold_auroc(a), _fold_auroc(b), "fold AUROC"),
+        "folds_corrected_t": _corrected_t(a, b),
         "delong": delong.to_json(),
     }
 
@@ -153,6 +169,12 @@ def format_comparison(result: dict) -> str:
             f"{r['unit']:<28}{_n(r['mean_a']):>8}{_n(r['mean_b']):>8}{_n(diff):>9}"
             f"{len(r['keys']):>7}{r['a_better']:>5}{_p(w['p_value']):>10}"
         )
+    t = result.get("folds_corrected_t")
+    if t:
+        lines.append(
+            f"{'folds, corrected t':<28}{'':>8}{'':>8}{_n(t['mean_difference']):>9}"
+            f"{t['n_folds']:>7}{'':>5}{_p(t['p_value']):>10}"
+        )
     lines.append(
         f"{'pooled OOF AUROC (DeLong)':<28}{_n(d['auc_a']):>8}{_n(d['auc_b']):>8}"
         f"{_n(d['difference']):>9}{'':>7}{'':>5}{_p(d['p_value']):>10}"
@@ -161,6 +183,8 @@ def format_comparison(result: dict) -> str:
         "",
         f"AUROC difference A - B: {_n(d['difference'])} "
         f"(95% CI {_n(d['ci_low'])} to {_n(d['ci_high'])}, DeLong z = {_n(d['z'], 2)})",
+        "Corrected t: Nadeau & Bengio's resampled t-test over the folds, variance "
+        "inflated by n_test/n_train because folds share training patients.",
         "Wilcoxon: exact two-sided signed-rank test on paired values; the smallest "
         f"possible p with {len(result['repeats']['keys'])} repeats is "
         f"{_n(result['repeats']['smallest_possible_p'], 4)}.",

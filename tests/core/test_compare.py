@@ -127,3 +127,17 @@ def test_one_class_folds_with_null_auroc_are_left_out_of_the_pairs(pair):
     res = compare_runs(a, b)
     assert "r0-f1" not in res["folds"]["keys"] and len(res["folds"]["keys"]) == 17
     assert len(res["repeats"]["keys"]) == 6
+
+
+def test_folds_also_get_the_corrected_resampled_t(pair):
+    from core.evaluation.statistics import corrected_resampled_t
+
+    a, b = pair
+    res = compare_runs(a, b)
+    t = res["folds_corrected_t"]
+    ref = corrected_resampled_t(res["folds"]["a"], res["folds"]["b"], n_train=24, n_test=12)
+    assert t["n_folds"] == 18 and t["df"] == 17
+    assert t["t"] == pytest.approx(ref.t) and t["p_value"] == pytest.approx(ref.p_value)
+    # fewer folds' worth of evidence than the fold-level Wilcoxon claims
+    assert t["p_value"] > res["folds"]["wilcoxon"]["p_value"]
+    assert "folds, corrected t" in format_comparison(res)
