@@ -7,6 +7,7 @@ and announces changes.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +24,14 @@ class CohortSource:
     images_root: str | None
     mapping: dict[str, Any]  # ColumnMapping.to_json()
     outcome: dict[str, Any]  # OutcomeMapping.to_json()
+    image_pattern: str | None = None  # one row per patient: e.g. "{patient_id}_*.png"
+    sheet: str | None = None  # the workbook sheet, when the workbook has several
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    def replace(self, **changes: Any) -> CohortSource:
+        return dataclasses.replace(self, **changes)
 
     def core_source(self) -> Any:
         """core's CohortSource (what validation and a run's RunConfig read), every
@@ -38,6 +44,8 @@ class CohortSource:
             ColumnMapping.from_json(self.mapping),
             OutcomeMapping.from_json(self.outcome),
             images_root=self.images_root or None,
+            image_pattern=self.image_pattern or None,
+            sheet=self.sheet or None,
         )
 
     @classmethod
@@ -47,13 +55,35 @@ class CohortSource:
             images_root=data.get("images_root"),
             mapping=dict(data["mapping"]),
             outcome=dict(data["outcome"]),
+            image_pattern=data.get("image_pattern") or None,  # absent before this version
+            sheet=data.get("sheet") or None,
         )
 
 
-def read_table_for_mapping(path: str) -> Any:
+def read_table_for_mapping(path: str, sheet: str | None = None) -> Any:
+    """The table as text. A workbook where several sheets look like data (core refuses
+    to guess) opens on its first sheet, with core's reason in attrs["sheet_problem"],
+    so the mapping dialog can offer the sheets instead of failing."""
     from core.cohort.table import read_table
+    from core.errors import InputError
 
-    return read_table(path)
+    try:
+        return read_table(path, sheet)
+    except InputError as exc:
+        if sheet is not None or not str(path).lower().endswith((".xlsx", ".xlsm")):
+            raise
+        try:
+            frame = read_table(path, 1)
+        except InputError:
+            raise exc from None
+        if len(frame.attrs.get("sheets") or []) < 2:
+            raise
+        frame.attrs["sheet_problem"] = (  # core's reason names --sheet: say it the app's way
+            "More than one sheet of this workbook looks like cohort data; showing the first, "
+            f"'{frame.attrs['sheet']}'. Choose the sheet that holds the patients (Sheet, on "
+            "the right)."
+        )
+        return frame
 
 
 def validate(source: CohortSource) -> Any:
@@ -67,6 +97,8 @@ def guessed_source(table: str, frame: Any, images_root: str | None = None) -> Co
     from bpd_gui.dialogs.outcome_guess import guess_outcome_choice
     from core.cohort.mapping import OutcomeMapping, guess_mapping, outcome_value_counts
 
+    if frame.attrs.get("sheet_problem"):  # several sheets look like data: the user picks
+        raise ValueError(f"{table}: {frame.attrs['sheet_problem']} Open it with Open table….")
     mapping = guess_mapping(list(frame.columns))
     if not mapping.patient_id or not mapping.outcome:
         raise ValueError(
@@ -78,7 +110,9 @@ def guessed_source(table: str, frame: Any, images_root: str | None = None) -> Co
         positive=tuple(v for v, c in choices.items() if c == "positive"),
         negative=tuple(v for v, c in choices.items() if c == "negative"),
     )
-    return CohortSource(str(table), images_root, mapping.to_json(), outcome.to_json())
+    sheets = frame.attrs.get("sheets") or []
+    sheet = frame.attrs.get("sheet") if len(sheets) > 1 else None
+    return CohortSource(str(table), images_root, mapping.to_json(), outcome.to_json(), sheet=sheet)
 
 
 class CohortSession(QObject):
@@ -97,10 +131,11 @@ class CohortSession(QObject):
         self.frame = None
         self._generation = 0
 
-    def read_table(self, path: str, for_mapping: bool = True) -> None:
+    def read_table(self, path: str, for_mapping: bool = True, sheet: str | None = None) -> None:
         self.tasks.submit(
             read_table_for_mapping,
             path,
+            sheet,
             on_done=lambda df, p=path, m=for_mapping: self._on_table(p, df, m),
             on_error=lambda msg: self.failed.emit("Cannot read the table", msg),
         )
@@ -130,15 +165,13 @@ class CohortSession(QObject):
 
     def restore(self, source: CohortSource) -> None:
         """Reopen a cohort from an earlier session: validate, and read the table quietly."""
-        self.read_table(source.table, for_mapping=False)
+        self.read_table(source.table, for_mapping=False, sheet=source.sheet)
         self.apply(source)
 
     def set_images_root(self, folder: str | None) -> None:
         self.images_root = folder or None
         if self.source is not None:
-            self.apply(
-                CohortSource(self.source.table, folder, self.source.mapping, self.source.outcome)
-            )
+            self.apply(self.source.replace(images_root=folder or None))
 
     def apply(self, source: CohortSource) -> None:
         self.source = source

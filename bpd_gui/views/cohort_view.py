@@ -35,6 +35,7 @@ class CohortView(QWidget):
         self.session = session
         self.setAcceptDrops(True)
         self.mapping_dialog = None
+        self._fresh_mapping = False  # another sheet was read: its columns are new
 
         self.open_button = QPushButton("Open table…")
         self.open_button.clicked.connect(self.choose_table)
@@ -74,6 +75,17 @@ class CohortView(QWidget):
 
         self.problems = ProblemList()
         self.problems.patient_selected.connect(self.select_patient)
+        self.problem_text = QLabel()  # the selected problem in full, whatever its length
+        self.problem_text.setObjectName("problem_text")
+        self.problem_text.setWordWrap(True)
+        self.problem_text.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.problem_text.hide()
+        self.problems.message_selected.connect(self._show_problem_text)
+        problems_pane = QWidget()
+        problems_layout = QVBoxLayout(problems_pane)
+        problems_layout.setContentsMargins(0, 0, 0, 0)
+        problems_layout.addWidget(self.problems, 1)
+        problems_layout.addWidget(self.problem_text)
         self.patients = PatientList(session.tasks)
         self.detail = PatientDetail(session.tasks)
         self.patients.patient_selected.connect(self._show_detail)
@@ -82,7 +94,7 @@ class CohortView(QWidget):
         right.addWidget(self.detail)
         right.setSizes([400, 260])
         split = QSplitter(Qt.Horizontal)
-        split.addWidget(self.problems)
+        split.addWidget(problems_pane)
         split.addWidget(right)
         split.setSizes([420, 640])
 
@@ -121,26 +133,37 @@ class CohortView(QWidget):
         self._set_busy(None)
         if for_mapping:
             src = self.session.source
-            self.edit_mapping(fresh=src is None or src.table != path)
+            fresh, self._fresh_mapping = self._fresh_mapping, False
+            self.edit_mapping(fresh=fresh or src is None or src.table != path)
 
     def edit_mapping(self, fresh: bool = False) -> None:
         from bpd_gui.dialogs.mapping_dialog import MappingDialog
 
         if self.session.frame is None:
             if self.session.source is not None:
-                self.session.read_table(self.session.source.table, for_mapping=True)
+                src = self.session.source
+                self.session.read_table(src.table, for_mapping=True, sheet=src.sheet)
             return
-        mapping = outcome = None
+        mapping = outcome = pattern = None
         if self.session.source is not None and not fresh:
             from core.cohort.mapping import ColumnMapping, OutcomeMapping
 
             mapping = ColumnMapping.from_json(self.session.source.mapping)
             outcome = OutcomeMapping.from_json(self.session.source.outcome)
-        dialog = MappingDialog(self.session.frame, mapping, outcome, self)
+            pattern = self.session.source.image_pattern
+        dialog = MappingDialog(self.session.frame, mapping, outcome, self, image_pattern=pattern)
         dialog.accepted.connect(lambda d=dialog: self._apply_mapping(d))
+        dialog.sheet_chosen.connect(lambda name, d=dialog: self._read_sheet(d, name))
         self.mapping_dialog = dialog
         self.mapping_requested.emit()
         dialog.open()
+
+    def _read_sheet(self, dialog: Any, sheet: str) -> None:
+        """Another sheet of the workbook: read it, then map its columns afresh."""
+        dialog.reject()
+        self._fresh_mapping = True
+        self._set_busy(f"Reading sheet '{sheet}'…")
+        self.session.read_table(str(self.session.table_path), for_mapping=True, sheet=sheet)
 
     def _apply_mapping(self, dialog: Any) -> None:
         self.session.apply(
@@ -149,6 +172,8 @@ class CohortView(QWidget):
                 images_root=self.session.images_root,
                 mapping=dialog.column_mapping().to_json(),
                 outcome=dialog.outcome_mapping().to_json(),
+                image_pattern=dialog.image_pattern(),
+                sheet=dialog.sheet(),
             )
         )
         self._show_source()
@@ -175,6 +200,10 @@ class CohortView(QWidget):
     def select_patient(self, patient_id: str) -> None:
         if not self.patients.select_patient(patient_id) and self.session.cohort is not None:
             self._show_detail(patient_id)
+
+    def _show_problem_text(self, text: str) -> None:
+        self.problem_text.setText(text)
+        self.problem_text.setVisible(bool(text))
 
     def _show_detail(self, patient_id: str) -> None:
         if self.session.cohort is not None:
@@ -206,6 +235,11 @@ class CohortView(QWidget):
     def _show_source(self) -> None:
         table = self.session.table_path or "no table"
         root = self.session.images_root or "the table's folder"
+        src = self.session.source
+        if src is not None and src.sheet:
+            table = f"{table} (sheet '{src.sheet}')"
+        if src is not None and src.image_pattern:
+            root = f"{root}, found by the pattern {src.image_pattern}"
         self.source_label.setText(f"Table: {table}\nImages: {root}")
 
     def _set_busy(self, text: str | None, maximum: int = 0) -> None:
