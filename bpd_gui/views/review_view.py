@@ -471,7 +471,7 @@ class ReviewView(QWidget):
         shared = ex.shared_peak if scaling == "shared" else None
         scaled = overlay.scaled_map(cam, peak, shared)
         shape, crop = self.viewer.pixels.shape, self.table_data.center_crop
-        values = overlay.map_to_image(scaled, shape, crop)
+        values = overlay.map_to_image(scaled, shape, crop, self.table_data.crop_for(path))
         text = overlay.scaling_text(scaling, shared, "run")
         fold = ex.rows[row.patient_id]["fold_id"]
         if overlay.is_empty(cam, peak):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core.errors import BPDError, InputError
 from core.explain.overlay import outcome_class
@@ -40,6 +41,19 @@ class ReviewTable:
     center_crop: float | None
     cohort_problem: str | None = None  # why images / clinical values are missing
     has_models: bool = True  # every repeat-0 fold kept its model.pt (Grad-CAM needs them)
+    crops: Any = None  # core.cohort.crops.CropTable the run trained with (None: none)
+    _crop_of: dict = field(default_factory=dict, repr=False)  # path -> its box, hashed once
+
+    def crop_for(self, path: str | Path):
+        """The crop box the model saw this image through (None: the whole image)."""
+        from core.cohort.crops import crop_for_file
+
+        if not self.crops:
+            return None
+        key = str(path)
+        if key not in self._crop_of:
+            self._crop_of[key] = crop_for_file(path, self.crops)
+        return self._crop_of[key]
 
     def row(self, patient_id: str) -> ReviewRow:
         for r in self.rows:
@@ -88,7 +102,8 @@ def review_table(run_dir: str | Path) -> ReviewTable:
     crop = run.preprocess(config).center_crop
     n_repeats = len({f.repeat for f in folds})
     has_models = all(f.folder.has_model for f in folds if f.repeat == 0)
-    return ReviewTable(run.path, threshold, rows, n_repeats, crop, problem, has_models)
+    return ReviewTable(run.path, threshold, rows, n_repeats, crop, problem, has_models,
+                       run.crops(config))  # fmt: skip
 
 
 def _out_of_fold(run, folds) -> dict[str, tuple[int, float]]:
