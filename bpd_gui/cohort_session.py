@@ -39,7 +39,7 @@ class CohortSource:
         from core.cohort.mapping import ColumnMapping, OutcomeMapping
         from core.cohort.source import CohortSource as CoreSource
 
-        return CoreSource.from_mapping(
+        source = CoreSource.from_mapping(
             self.table,
             ColumnMapping.from_json(self.mapping),
             OutcomeMapping.from_json(self.outcome),
@@ -47,6 +47,11 @@ class CohortSource:
             image_pattern=self.image_pattern or None,
             sheet=self.sheet or None,
         )
+        from core.cohort.crops import sidecar_path
+
+        # the crop tool's boxes (only those a person drew or accepted are used)
+        sidecar = sidecar_path(self.table)
+        return source.replace(crops=str(sidecar)) if sidecar.is_file() else source
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CohortSource:

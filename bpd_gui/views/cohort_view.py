@@ -49,9 +49,17 @@ class CohortView(QWidget):
             "not during training. Decoded images are cached for training."
         )
         self.check_button.clicked.connect(self.check_images)
+        self.crop_button = QPushButton("Crop boxes…")
+        self.crop_button.setToolTip(
+            "Draw or accept each image's chest box and rotation (keys: N next, A accept, "
+            "C copy the previous box). Saved beside the table as TABLE.crops.csv; training "
+            "uses the boxes a person drew or accepted (docs/method.md, 'Crops')."
+        )
+        self.crop_button.clicked.connect(self.open_crop_tool)
         buttons = QHBoxLayout()
         for b in (self.open_button, self.images_button, self.mapping_button, self.check_button):
             buttons.addWidget(b)
+        buttons.addWidget(self.crop_button)
         buttons.addStretch(1)
 
         self.source_label = QLabel("Drop a table (CSV/XLSX) or an images folder here.")
@@ -257,6 +265,21 @@ class CohortView(QWidget):
         has_table = self.session.table_path is not None
         self.mapping_button.setEnabled(has_table)
         self.check_button.setEnabled(self.session.cohort is not None)
+        self.crop_button.setEnabled(self.session.cohort is not None)
+
+    def open_crop_tool(self) -> None:
+        """The crop tool (bpd_gui.dialogs.crop_dialog) on every image of the cohort."""
+        from bpd_gui.dialogs.crop_dialog import CropDialog
+        from core.cohort.crops import sidecar_path
+
+        cohort = self.session.cohort
+        if cohort is None:
+            return
+        root = Path(cohort.images_root)
+        images = [(str(r.path.relative_to(root)) if r.path.is_relative_to(root) else str(r.path),
+                   r.path) for p in cohort.patients for r in p.images]  # fmt: skip
+        self.crop_dialog = CropDialog(images, sidecar_path(cohort.table_path), self)
+        self.crop_dialog.show()
 
     def _on_failed(self, title: str, message: str) -> None:
         self._set_busy(None)
