@@ -13,6 +13,7 @@ installed app bundles, logs), no update check and no telemetry.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -33,7 +34,11 @@ CONNECTION = "bpd-local"
 # The run folder the ServerApp writes to, in the SuperLink's environment (its ServerApp
 # process inherits it); in the run config every site would see the server's path
 OUT_ENV = "BPD_FEDERATION_OUT"
-STATUS_EVERY_S = 15.0  # how often the run's status is asked (a `flwr` call costs seconds)
+# How often Flower's own status of the run is asked: only a fallback for a ServerApp
+# that died without writing its status (federation.json says when a run ends), and each
+# `flwr ls` is a process that takes CPU seconds from the sites' training
+STATUS_EVERY_S = 60.0
+STOP_GRACE_S = 10.0  # SIGTERM, then this long for the Flower processes, then SIGKILL
 
 
 def free_port() -> int:
@@ -225,8 +230,15 @@ class FlowerProcesses:
         return ""
 
     def stop(self) -> None:
-        for p in self.procs.values():
-            _end_group(p)
+        # SIGTERM to every group first, then wait for them together: the SuperNodes and
+        # the SuperLink shut down side by side, not one grace period after another
+        procs = list(self.procs.values())
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for p in procs:
+            _end_group(p, grace_s=max(0.5, deadline - time.monotonic()))
         self.procs.clear()
         shutil.rmtree(self.home, ignore_errors=True)
 
@@ -260,7 +272,7 @@ class LocalFederation(FlowerProcesses):
         return self
 
 
-def _end_group(p: subprocess.Popen, grace_s: float = 10.0) -> None:
+def _end_group(p: subprocess.Popen, grace_s: float = STOP_GRACE_S) -> None:
     """SIGTERM to the process group we started (the child and what it launched), then
     SIGKILL if it lingers."""
     try:
