@@ -71,6 +71,9 @@ class Cohort:
     negative_values: tuple[str, ...] = ()
     negative_rest: bool = False  # every recorded value not named positive counted negative
     sheet: str | None = None  # the XLSX sheet read (None: a CSV table)
+    # patients with several images, counted by how their first (scored) image was chosen:
+    # DICOM tags (core.cohort.acquisition) or "table order"; filled by prepare_images
+    first_image_by: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_patients(self) -> int:
@@ -120,6 +123,7 @@ class Cohort:
             "positive_values": list(self.positive_values),
             "negative_values": list(self.negative_values),
             "negative_rest": self.negative_rest,
+            "first_image_by": dict(self.first_image_by),
         }
 
     def to_json(self) -> dict[str, Any]:

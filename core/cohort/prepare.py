@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.cohort.acquisition import first_image_order
 from core.cohort.cache import CacheWriteError, ImageCache, file_sha256
 from core.cohort.crops import Crop, CropTable
 from core.cohort.images import decode_image_bytes
@@ -41,7 +42,9 @@ class PreparedCohort:
     cohort: Cohort
     pixels: np.ndarray  # uint16 [N_img, R, R]
     image_patient: np.ndarray  # int64 [N_img], index into cohort.patients
-    image_rank: np.ndarray  # int64 [N_img], 0 = the patient's first image in table order
+    # int64 [N_img], 0 = the patient's first image: by acquisition time where every
+    # image of the patient has one in its DICOM header, else in table order
+    image_rank: np.ndarray
     labels: np.ndarray  # int64 [N_patients]
     n_decoded: int = 0  # images decoded now (the rest came from the cache)
     n_cached: int = 0
@@ -299,8 +302,13 @@ def _assemble(cohort: Cohort, pixels: np.ndarray, records, results) -> PreparedC
         kept.setdefault(pi, []).append((rec, i))
 
     patients, order, image_patient, image_rank = [], [], [], []
+    first_by: dict[str, int] = {}  # patients with several images: how the first was chosen
     for pi, patient in enumerate(cohort.patients):
         images = kept.get(pi, [])
+        if len(images) > 1:
+            by_time, how = first_image_order([rec.path for rec, _ in images])
+            images = [images[k] for k in by_time]
+            first_by[how] = first_by.get(how, 0) + 1
         if not images:
             exclusions.append(
                 Exclusion(
@@ -319,7 +327,7 @@ def _assemble(cohort: Cohort, pixels: np.ndarray, records, results) -> PreparedC
     if order != list(range(len(records))):  # copy only when something was left out
         pixels = pixels[np.asarray(order, dtype=np.int64)]
     new_cohort = dataclasses.replace(
-        cohort, patients=patients, exclusions=exclusions, problems=problems
+        cohort, patients=patients, exclusions=exclusions, problems=problems, first_image_by=first_by
     )
     return PreparedCohort(
         cohort=new_cohort,

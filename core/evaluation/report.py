@@ -175,12 +175,13 @@ def _baselines_section(run: RunData, stats: dict[str, dict]) -> str:
     text = f"<p class=muted>{e(source_note)}</p>" if source_note else ""
     header = ["score", "AUROC mean ± SD over folds", "ensemble AUROC", "notes"]
     matrix = table(header, rows, text_cols=(3,))
-    return matrix + text + (
+    ensemble = (
         "<p class=muted>All rows use the same folds as the image model. Ensemble AUROC: "
         "one AUROC over every tested infant's out-of-fold probability averaged over the "
         "repeats that tested the infant (an ensemble of the repeats' fold models), not "
         "the mean of the folds' AUROCs.</p>"
     )
+    return matrix + text + ensemble
 
 
 def _cohort_section(run: RunData) -> str:
@@ -198,6 +199,10 @@ def _cohort_section(run: RunData) -> str:
         ["positive values", e(", ".join(map(str, s.get("positive_values", []))))],
         ["negative values", e(", ".join(map(str, s.get("negative_values", []))))],
         ["excluded patients", e(s.get("n_excluded", 0))],
+        [
+            "first image of a patient (several images)",
+            e(", ".join(f"{k}: {v}" for k, v in (s.get("first_image_by") or {}).items()) or "–"),
+        ],
         ["warnings", e(s.get("n_warnings", 0))],
     ]
     out = table(["", "value"], rows, left=1)

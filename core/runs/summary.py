@@ -108,9 +108,8 @@ def fold_coverage(
             f"{never} patient(s) were tested in no repeat and have no out-of-fold prediction."
         )
     elif cv_scheme == "stratified":
-        why = (
-            "Stratified patient-grouped folds test every patient once per repeat"
-            + (f"; {never} patient(s) untested belong to folds not finished." if never else ".")
+        why = "Stratified patient-grouped folds test every patient once per repeat" + (
+            f"; {never} patient(s) untested belong to folds not finished." if never else "."
         )
     else:
         why = f"{never} patient(s) were tested in no repeat."
