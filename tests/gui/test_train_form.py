@@ -28,3 +28,17 @@ def test_tooltips_cite_documents_that_exist():
             if doc in tip:
                 assert (REPO / doc).is_file(), (key, doc)
     assert sum("docs/method.md" in tip for tip in TIPS.values()) >= 8
+
+
+def test_test_folds_option_follows_the_preset_and_reaches_the_config(qtbot):
+    form = TrainForm()
+    qtbot.addWidget(form)
+    form.load_preset("paper")
+    assert form.cv_scheme.currentText() == "paper" and form.config().cv_scheme == "paper"
+    assert form.config().probe_augment  # the authors' probe
+    form.load_preset("cpu-fast")
+    assert form.config().cv_scheme == "stratified" and not form.config().probe_augment
+    assert "not the paper's augmented probe" in form.preset.toolTip()
+    form.cv_scheme.setCurrentText("paper")
+    assert form.config().cv_scheme == "paper" and form.user_edited
+    assert "never tested" in form.cv_scheme.toolTip()
