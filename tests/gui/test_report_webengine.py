@@ -90,7 +90,9 @@ def render(html: Path, screenshot: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # run by render(), or by hand to retake the README picture
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")
     print(json.dumps(_render_in_this_process(sys.argv[1], sys.argv[2])))
     sys.stdout.flush()
     os._exit(0)  # skip Chromium's slow, noisy teardown
