@@ -75,6 +75,7 @@ def _render(app: QApplication, window: MainWindow, out: Path, train_timeout_s: f
     total = sum(1 for p in window.session.cohort.patients if p.images)
     wait_for(app, lambda: cohort_view.patients.thumbnails_loaded >= min(total, 40), 60)
     _select_interesting_patient(window)
+    _render_crop_tool(app, window, out)
 
     run = _finished_or_tiny_run(app, window, train_timeout_s)
     train = window.pages["train"]
@@ -138,6 +139,16 @@ def _prepare_settings(app: QApplication, window: MainWindow, run: Path) -> None:
 
 
 PREPARE = {"review": _prepare_review, "predict": _prepare_predict, "settings": _prepare_settings}
+
+
+def _render_crop_tool(app: QApplication, window: MainWindow, out: Path) -> None:
+    """crop.png: the Cohort page's crop tool with automatic suggestions to review."""
+    from bpd_gui.dialogs.crop_dialog import save_screenshot
+
+    cohort = window.session.cohort
+    root = Path(cohort.images_root)
+    images = [(str(r.path.relative_to(root)), r.path) for p in cohort.patients for r in p.images]
+    log.info("wrote %s", save_screenshot(app, images, out / "crop.png"))
 
 
 def _select_interesting_patient(window: MainWindow) -> None:

@@ -281,3 +281,24 @@ class CropDialog(QDialog):
             actions[key]()
             return
         super().keyPressEvent(event)
+
+
+def save_screenshot(app, images: list[tuple[str, Path]], path: str | Path) -> Path:
+    """crop.png for the README: the tool on the demo cohort with automatic suggestions
+    (a scratch sidecar; nothing is written beside the demo table), two of them accepted."""
+    import tempfile
+
+    from core.cohort.chest_box import autobox_images
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sidecar = Path(tmp) / "demo.crops.csv"
+        write_sidecar(sidecar, autobox_images(images[:12], CropTable()).table)
+        dialog = CropDialog(images, sidecar)
+        dialog.show()
+        app.processEvents()
+        dialog.accept_box()
+        dialog.accept_box()
+        app.processEvents()
+        dialog.grab().save(str(path))
+        dialog.close()
+    return Path(path)
