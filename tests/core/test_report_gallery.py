@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+from html import unescape
 
 import pytest
 
@@ -96,3 +97,69 @@ def test_gallery_shows_the_most_confident_errors_and_successes(tmp_path):
     assert "one scale over the run" in gallery  # bpd explain's default shared scaling
     # self-contained: every image is inline
     assert re.findall(r'src="(?!data:)', html) == []
+
+
+def _write_explanations(run, threshold: float = 0.5) -> dict[str, float]:
+    """An explanations folder as `bpd explain --all` leaves it (batch's own index and
+    settings writers, real overlays of demo radiographs), without training a model:
+    each infant's map is a blob whose strength follows its probability."""
+    import numpy as np
+
+    from core import paths
+    from core.atomic import atomic_write_json
+    from core.cohort.images import read_image
+    from core.csv_cells import write_csv
+    from core.evaluation.run_data import load_run
+    from core.explain.batch import FIELDS, INDEX, SETTINGS
+    from core.explain.overlay import Caption, write_overlay
+    from core.runs.folder import RunFolder
+
+    data = load_run(run)
+    out = RunFolder(run).explanations_dir
+    out.mkdir()
+    image = sorted((paths.demo_cohort_table().parent / "images" / "NORMAL").iterdir())[0]
+    pixels = read_image(image).pixels
+    fold_of = {p: f.fold_id for f in data.folds if f.repeat == 0 for p in f.test_patients}
+    rows, probs = [], {}
+    for i, (pid, y) in enumerate(zip(data.oof.patient_ids, data.oof.labels, strict=True)):
+        p = float(data.oof.repeat_probs[i, 0])
+        yy, xx = np.mgrid[0:8, 0:8]
+        cam = np.exp(-((yy - 3) ** 2 + (xx - 4) ** 2) / 4.0).astype(np.float32)
+        peak = 0.0 if i % 5 == 0 else p  # every fifth map all zero, as real runs have
+        cam = cam * (peak > 0)
+        png, npy = f"{i + 1:04d}_cam.png", f"{i + 1:04d}_cam.npy"
+        write_overlay(out / png, pixels, cam / max(cam.max(), 1e-9), peak,
+                      caption=Caption(infant=pid, prob=p, threshold=threshold, label=int(y)),
+                      shared_peak=1.0)  # fmt: skip
+        np.save(out / npy, cam)
+        rows.append({"patient_id": pid, "label": int(y), "oof_prob": p, "model_prob": p,
+                     "fold_id": fold_of[pid], "image": str(image), "peak": peak,
+                     "empty": int(peak <= 0), "png": png, "npy": npy})  # fmt: skip
+        probs[pid] = p
+    write_csv(out / INDEX, rows, FIELDS)
+    atomic_write_json(out / SETTINGS, {"repeat": 0, "scaling": "image", "opacity": 0.4,
+                                       "shared_peak": 1.0, "threshold": threshold})  # fmt: skip
+    return probs
+
+
+def test_gallery_escapes_ids_and_picks_by_confidence(tmp_path):
+    ids = [HOSTILE, "<script>x()</script>"] + [f"P{i}" for i in range(2, 20)]
+    run = make_run_folder(tmp_path / "run", patient_ids=ids, n_positive=8, repeats=1)
+    probs = _write_explanations(run)
+    html = write_report(run).read_text(encoding="utf-8")
+    gallery = html.split("most confident errors and successes</h2>")[1].split("<h2>")[0]
+    assert "<script" not in html and "<img src=x" not in html  # ids are text, not markup
+    assert "each map is scaled to its own maximum" in gallery.lower()
+    # false positives: negatives above the threshold, the highest probability first
+    cached = run_explanations(run)
+    negatives = [pid for pid, r in cached.rows.items() if r["label"] == "0"]
+    fp = sorted((pid for pid in negatives if probs[pid] >= 0.5), key=lambda pid: -probs[pid])
+    section = gallery.split("<h4>False positives")[1].split("<h4>")[0]
+    shown = [unescape(s) for s in re.findall(r"<figcaption><b>([^<]+)</b>", section)]
+    assert shown == fp[:3] and len(shown) > 0
+    n_imgs = gallery.count('<img src="data:image/jpeg;base64,')
+    assert n_imgs == len(re.findall(r"<figcaption>", gallery)) > 0
+    # an all-zero map is said to be one
+    everyone = {unescape(s) for s in re.findall(r"<figcaption><b>([^<]+)</b>", gallery)}
+    empty = {pid for pid, r in cached.rows.items() if r["empty"] == "1"}
+    assert gallery.count("<b>empty map</b>") == len(everyone & empty) > 0
