@@ -46,7 +46,7 @@ from core.evaluation.run_results import METRIC_TITLES, RunResults, read_run_resu
 from core.runs.folder import RunFolder
 
 METRICS = (("auroc", "AUROC"), ("balanced_accuracy", "Bal. acc."), ("f1", "F1"))
-COLUMNS = ["Run", "Status", *[t for _, t in METRICS], "Pooled AUROC", "Patients", "Settings"]
+COLUMNS = ["Run", "Status", *[t for _, t in METRICS], "Ensemble AUROC", "Patients", "Settings"]
 SETTINGS_COL = len(COLUMNS) - 1
 
 
@@ -97,7 +97,7 @@ class RunDetails(QWidget):
             ["Metric", "Mean ± SD over folds", "Pooled out-of-fold", "95% CI (pooled)", "Folds"],
         )
         self.baselines = _table(
-            "results_baselines", ["Score", "AUROC mean ± SD", "Pooled AUROC", "Notes"]
+            "results_baselines", ["Score", "AUROC mean ± SD", "Ensemble AUROC", "Notes"]
         )
         self.baselines_note = QLabel()
         self.baselines_note.setWordWrap(True)
