@@ -26,6 +26,8 @@ from core.evaluation.study_report_stats import compare_arms, compare_baseline, c
 from core.evaluation.svg import nice_ticks
 from core.scoring.metrics import summarize_folds
 
+# arm names stay on one line; the forest plot keeps its width (up to the page's)
+STUDY_CSS = "td:first-child{white-space:nowrap} div.forest{max-width:760px}"
 TABLE_METRICS = (("auroc", "AUROC"), ("balanced_accuracy", "Balanced accuracy"), ("f1", "F1"))
 BASELINES = ("irds_alone", "clinical_logistic")
 TESTS = (
@@ -184,7 +186,7 @@ def forest_plot(rows: list[tuple[str, float, tuple[float, float] | None]], best:
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="forest plot of AUROC by arm" '
-        'font-family="sans-serif" font-size="12">',
+        'font-family="sans-serif" font-size="13">',
         f'<text x="{width / 2:.0f}" y="18" text-anchor="middle" font-weight="bold">'
         "Mean fold AUROC with 95% CI (corrected resampled t)</text>",
     ]
@@ -237,7 +239,7 @@ def _forest_section(arms, runs, best) -> str:
         return "<p>No finished arm yet.</p>"
     note = ("The interval is the mean fold AUROC ± t(df = k x r − 1) x the corrected "
             "standard error; with few folds it is wide, which is the honest answer.")  # fmt: skip
-    return f"<figure>{forest_plot(rows, best or '')}</figure><p class=muted>{e(note)}</p>"
+    return f"<div class=forest>{forest_plot(rows, best or '')}</div><p class=muted>{e(note)}</p>"
 
 
 def _identical_folds_note(runs: dict[str, RunData]) -> str:
@@ -284,12 +286,13 @@ def render_study_report(
         ("Each arm against the best", _comparisons_section(best, runs)),
         ("Forest plot", _forest_section(arms, runs, best)),
         ("Study configuration",
-         "<pre>" + e(json.dumps(record, indent=2, default=str)) + "</pre>"),
+         "<details><summary>study.json</summary><pre>"
+         + e(json.dumps(record, indent=2, default=str)) + "</pre></details>"),
     ]  # fmt: skip
     body = "".join(f"<h2>{e(t)}</h2>{html}" for t, html in sections)
     return (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
-        f"<title>BPD Studio study – {e(title)}</title><style>{CSS}</style></head><body>"
+        f"<title>BPD Studio study – {e(title)}</title><style>{CSS}{STUDY_CSS}</style></head><body>"
         f"<h1>BPD Studio study</h1><p class=muted>Study {e(title)}</p>"
         f'<p class="notice">{e(NOTICE)}</p>{body}'
         f'<p class="notice">{e(NOTICE)}</p></body></html>\n'
