@@ -58,6 +58,7 @@ overflow-wrap:anywhere}
 figure.cam{width:220px;font-size:12px} figure.cam img{display:block;max-width:100%;
 height:auto;background:#111} h4{margin:12px 0 4px;font-size:14px}
 p,figcaption,td.l{overflow-wrap:anywhere}
+td:first-child,th:first-child{white-space:nowrap}
 tr.wrong td{background:#fff0f0}
 """
 

@@ -184,7 +184,7 @@ def history_section(run: RunData) -> str:
                 s.name = ""
     # every fold follows one schedule; the longest history has every phase
     marks, band = phase_marks(max((f.history for f in run.folds), key=len))
-    phases = dict(marks=marks, band=band)
+    phases = dict(marks=marks, band=band, integer_x=True)
     return (
         '<div class="plots">'
         + line_plot(

@@ -80,10 +80,12 @@ def line_plot(
     legend: str | None = "top",
     marks: list[tuple[float, str]] | None = None,
     band: tuple[float, float, str] | None = None,
+    integer_x: bool = False,
 ) -> str:
     """One SVG element: axes, grid, optional y = x diagonal, one polyline per series.
     `marks`: vertical dashed lines at x, labelled along the line (e.g. a training phase
-    starting there); `band`: a shaded x interval with a label (e.g. the probe epochs)."""
+    starting there); `band`: a shaded x interval with a label (e.g. the probe epochs);
+    `integer_x`: x ticks on whole numbers only (epochs)."""
     left, right, top, bottom = 58, 14, 30, 46
     if legend == "right":  # outside the axes: nothing drawn under it
         right += 120
@@ -105,7 +107,12 @@ def line_plot(
         f'font-weight="bold">{escape(title)}</text>',
         f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fff" stroke="#999"/>',
     ]
-    for t in nice_ticks(x0, x1):
+    x_ticks = nice_ticks(x0, x1)
+    if integer_x:  # no "epoch 0.5"
+        x_ticks = [t for t in x_ticks if float(t).is_integer()] or [
+            float(v) for v in range(math.ceil(x0), math.floor(x1) + 1)
+        ]
+    for t in x_ticks:
         out.append(
             f'<line x1="{sx(t):.1f}" y1="{top}" x2="{sx(t):.1f}" y2="{top + ph}" stroke="#eee"/>'
         )

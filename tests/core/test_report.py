@@ -166,6 +166,10 @@ def test_missing_run_folder_is_an_input_error(tmp_path, capsys):
         write_report(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 2
+    assert "not a run folder (no config.json)" in capsys.readouterr().err
+    started = make_run_folder(tmp_path / "started")  # a run without a finished fold yet
+    shutil.rmtree(started / "folds")
+    assert main(["report", str(started)]) == 2
     assert "no finished fold" in capsys.readouterr().err
 
 
