@@ -22,6 +22,11 @@ FOLD_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
                "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]  # fmt: skip
 FOLLOW = "following the run"  # the fold picker's first entry
 PROBE_SHARE = 0.2  # at most this share of the x axis for the probe's epochs
+# legends, in the plot titles
+LOSS_KEY = ("&nbsp;&nbsp;<span style='color:#6baed6'>━ batches</span>&nbsp; "
+            "<span style='color:#08519c'>●━ epoch mean</span>")  # fmt: skip
+AUROC_KEY = ("&nbsp;&nbsp;<span style='color:#777'>━ folds</span>&nbsp; "
+             "<b>■━ mean</b>")  # fmt: skip
 
 
 # Short phase names run up the line from near the bottom, where AUROC curves rarely go.
@@ -82,9 +87,7 @@ def fold_scale(fold: FoldProgress | None, config: dict[str, Any] | None) -> Epoc
 class PhaseMarkedPlot(pg.PlotWidget):
     """A plot over epochs with labelled vertical lines where the training phase changes."""
 
-    def __init__(
-        self, title: str, y_label: str, legend_offset=(-10, 10), labels=LABELS_LOW, parent=None
-    ):
+    def __init__(self, title: str, y_label: str, labels=LABELS_LOW, parent=None):
         super().__init__(parent=parent)
         self.setTitle(title, size="10pt")
         self.setLabel("bottom", "epochs trained (fold)")
@@ -92,7 +95,6 @@ class PhaseMarkedPlot(pg.PlotWidget):
         self.showGrid(x=True, y=True, alpha=0.25)
         self.setMouseEnabled(x=False, y=False)
         self.getAxis("left").enableAutoSIPrefix(False)
-        self.legend = self.addLegend(offset=legend_offset, labelTextSize="8pt", colCount=2)
         self._phase_lines: list[pg.InfiniteLine] = []
         self._marks: list[tuple[int, str]] = []
         self._label_opts = labels
@@ -146,10 +148,9 @@ class RunPlots(QWidget):
         self.fold_picker.setToolTip("The fold whose loss is shown (and drawn thicker below)")
         self.fold_picker.addItem(FOLLOW)
         self.fold_picker.currentTextChanged.connect(lambda _t: self._redraw())
-        # one line of legend along the top right, where a falling loss has left
-        self.loss_plot = PhaseMarkedPlot("Training loss", "BCE loss", legend_offset=(-10, 5))
-        # one line of legend at the bottom right: AUROC curves rarely go below 0.3
-        self.auroc_plot = PhaseMarkedPlot("Test-fold AUROC", "AUROC", legend_offset=(-10, -30))
+        # the legends are in the titles: inside the plot they covered curves at 1024 x 700
+        self.loss_plot = PhaseMarkedPlot("Training loss", "BCE loss")
+        self.auroc_plot = PhaseMarkedPlot("Test-fold AUROC", "AUROC")
         self.auroc_plot.enableAutoRange(axis="y", enable=False)
         self.auroc_plot.setYRange(0.0, 1.0, padding=0.02)
         self.auroc_plot.addItem(
@@ -164,20 +165,15 @@ class RunPlots(QWidget):
         layout.addLayout(picker_row)
         layout.addWidget(self.loss_plot)
         layout.addWidget(self.auroc_plot)
-        self._batch_curve = self.loss_plot.plot(
-            [], [], pen=pg.mkPen("#9ecae1", width=1), name="batches"
-        )
+        self._batch_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#9ecae1", width=1))
         self._epoch_loss_curve = self.loss_plot.plot(
             [], [], pen=pg.mkPen("#08519c", width=2), symbol="o", symbolSize=5,
-            symbolBrush="#08519c", name="epoch mean",
+            symbolBrush="#08519c",
         )  # fmt: skip
         self._fold_curves: dict[str, pg.PlotDataItem] = {}
-        # one legend entry for all folds (six names once covered the curves)
-        self.auroc_plot.plot([], [], pen=pg.mkPen("#888", width=1), name="single folds")
         self._mean_curve = self.auroc_plot.plot(
-            [], [], pen=pg.mkPen("k", width=3), symbol="s", symbolSize=7, symbolBrush="k",
-            name="mean across folds",
-        )  # fmt: skip
+            [], [], pen=pg.mkPen("k", width=3), symbol="s", symbolSize=7, symbolBrush="k"
+        )
         self._progress = RunProgress()
         self.shown_fold: str | None = None
 
@@ -229,7 +225,7 @@ class RunPlots(QWidget):
             self._epoch_loss_curve.setData(
                 scale.xs([r.epoch + 1 for r in recs]), [r.train_loss for r in recs]
             )
-            self.loss_plot.setTitle(f"Training loss — fold {fold.fold_id}", size="10pt")
+            self.loss_plot.setTitle(f"Training loss — fold {fold.fold_id}{LOSS_KEY}", size="10pt")
         else:
             self._batch_curve.setData([], [])
             self._epoch_loss_curve.setData([], [])
@@ -265,7 +261,9 @@ class RunPlots(QWidget):
             curve.setData(scale.xs([r.epoch + 1 for r in recs]), [r.test_auroc for r in recs])
         per_epoch = (progress.config or {}).get("eval_every_epoch", True)
         self.auroc_plot.setTitle(
-            "Test-fold AUROC" + ("" if per_epoch else " — each fold scored after its last epoch"),
+            "Test-fold AUROC"
+            + ("" if per_epoch else " — each fold scored after its last epoch")
+            + AUROC_KEY,
             size="10pt",
         )
         mean = progress.mean_auroc_by_epoch()

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QSpinBox,
@@ -115,18 +116,16 @@ class TrainForm(QWidget):
         self.device.addItems(list(DEVICES))
         self.threshold = QComboBox()
         self.threshold.addItems(list(THRESHOLD_METHODS))
-        self.final_model = QCheckBox("Also train a final model on every patient")
+        self.final_model = QCheckBox("Final model on all patients")
         self.name = QLineEdit()
         self.name.setPlaceholderText("e.g. xrv-lp-cutmix")
         # whether the init's pretrained weights are on this machine (the Train page fills it)
-        self.init_status = QLabel()
-        self.init_status.setWordWrap(True)
+        self.init_status = QLabel()  # one short line; the details in its tooltip
         self.init_status.setObjectName("init_status")
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         rows = [
-            ("Preset", "preset"), ("Initialisation", "init"), ("", "init_status"),
-            ("Strategy", "strategy"),
+            ("Preset", "preset"), ("Initialisation", "init"), ("Strategy", "strategy"),
             ("", "cutmix"), ("Folds", "folds"), ("Repeats", "repeats"),
             ("Test folds", "cv_scheme"),
             ("Fine-tuning epochs", "epochs"), ("", "probe_note"), ("Resolution (px)", "resolution"),
@@ -138,6 +137,12 @@ class TrainForm(QWidget):
             widget.setObjectName(f"form_{key}")
             if key in TIPS:
                 widget.setToolTip(TIPS[key])
+            if key == "init":  # its weights' status beside it, on the same line
+                row = QHBoxLayout()
+                row.addWidget(widget, 1)
+                row.addWidget(self.init_status)
+                form.addRow(label, row)
+                continue
             form.addRow(label, widget)
         # any change a widget signals (load_config blocks them) is the user's own choice
         self.user_edited = False
@@ -221,9 +226,10 @@ class TrainForm(QWidget):
         """What the run does beyond the recipe (the RunConfig's options)."""
         return RunOptions(final_model=self.final_model.isChecked())
 
-    def set_init_status(self, text: str, ok: bool | None) -> None:
+    def set_init_status(self, text: str, ok: bool | None, details: str = "") -> None:
         colour = {True: "#2e7d32", False: "#c62828", None: "#555"}[ok]
         self.init_status.setText(f"<span style='color:{colour}'>{text}</span>" if text else "")
+        self.init_status.setToolTip(details or text)
 
     def run_name(self) -> str:
         return self.name.text().strip() or (
