@@ -88,10 +88,11 @@ def _figure(x: Explained, threshold: float) -> str:
         f"true outcome {outcome} · fold {e(x.fold_id)}"
         + ("<br><b>empty map</b> (all zero): no region raised the score" if x.empty else "")
     )
-    if not x.png.is_file():
-        missing = "<p class=muted>overlay file missing</p>"
+    try:
+        uri, w, h = thumbnail_uri(x.png)
+    except OSError as exc:  # deleted or damaged by hand: the report is still written
+        missing = f"<p class=muted>overlay not readable ({e(type(exc).__name__)})</p>"
         return f"<figure class=cam>{missing}<figcaption>{caption}</figcaption></figure>"
-    uri, w, h = thumbnail_uri(x.png)
     alt = f"Grad-CAM of infant {x.patient_id}, p = {num(x.prob)}"
     return (
         f'<figure class=cam><img src="{uri}" width="{w}" height="{h}" alt="{e(alt)}">'
@@ -102,9 +103,15 @@ def _figure(x: Explained, threshold: float) -> str:
 def gallery_section(run: RunData) -> str:
     from core.explain.batch import run_explanations
 
-    cached = run_explanations(run.run_dir)
+    name = e(run.run_dir)
+    try:
+        cached = run_explanations(run.run_dir)
+    except (OSError, ValueError, KeyError) as exc:  # a damaged cache must not stop the report
+        return (
+            f"<p>The Grad-CAM cache could not be read ({e(exc)}). Write it again, then the "
+            f"report:</p><pre>bpd explain {name} --all --force\nbpd report {name}</pre>"
+        )
     if cached is None:
-        name = e(run.run_dir)
         return (
             "<p>No Grad-CAM maps in this run folder yet. Add them, then write the report "
             f"again:</p><pre>bpd explain {name} --all\nbpd report {name}</pre>"

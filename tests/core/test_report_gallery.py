@@ -163,3 +163,21 @@ def test_gallery_escapes_ids_and_picks_by_confidence(tmp_path):
     everyone = {unescape(s) for s in re.findall(r"<figcaption><b>([^<]+)</b>", gallery)}
     empty = {pid for pid, r in cached.rows.items() if r["empty"] == "1"}
     assert gallery.count("<b>empty map</b>") == len(everyone & empty) > 0
+
+
+def test_a_damaged_cache_or_overlay_never_stops_the_report(tmp_path):
+    from core.explain.batch import SETTINGS
+    from core.runs.folder import RunFolder
+
+    run = make_run_folder(tmp_path / "run", n_patients=20, n_positive=8, repeats=1)
+    _write_explanations(run)
+    cache = RunFolder(run).explanations_dir
+    for png in cache.glob("*.png"):  # overlays damaged by hand
+        png.write_bytes(b"not a png")
+    html = write_report(run).read_text(encoding="utf-8")
+    figures = html.count("<figure class=cam>")
+    assert figures > 0 and html.count("overlay not readable (UnidentifiedImageError)") == figures
+    assert '<img src="data:image/jpeg' not in html
+    (cache / SETTINGS).write_text("{not json", encoding="utf-8")  # the settings damaged
+    html = write_report(run).read_text(encoding="utf-8")
+    assert "The Grad-CAM cache could not be read" in html and "--all --force" in html
