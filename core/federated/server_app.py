@@ -25,8 +25,8 @@ from core.federated.deployment import OUT_ENV
 from core.federated.jobs import Job, plan_jobs
 from core.federated.wire import from_record, manifest, to_record
 from core.runs.folder import RunFolder
-from core.training import schedule as sch
 from core.training.config import TrainConfig
+from core.training.plan import EpochPlan, fold_plan  # torch-free: the ServerApp loads no torch
 
 log = logging.getLogger(__name__)
 app = ServerApp()
@@ -102,7 +102,7 @@ class FederationServer:
         n_folds = min(int(self.record["sites"][s]["n-folds"]) for s in names)
         jobs = plan_jobs(names, n_folds, self.loso)
         self.record["jobs"] = {j.name: list(j.participants) for j in jobs}
-        plans = sch.fold_plan(self.cfg)
+        plans = fold_plan(self.cfg)
         weights: dict[str, dict] = {j.name: {} for j in jobs}
         for r, plan in enumerate(plans):
             self._round(r, plan, sites, jobs, weights)
@@ -136,7 +136,7 @@ class FederationServer:
             self.record["sites"][name] = {k: int(v) for k, v in reply.content["counts"].items()}
         return sites
 
-    def _round(self, r: int, plan: sch.EpochPlan, sites, jobs: list[Job], weights) -> None:
+    def _round(self, r: int, plan: EpochPlan, sites, jobs: list[Job], weights) -> None:
         t0 = time.monotonic()
         msgs = []
         for name, node in sites.items():
@@ -188,7 +188,7 @@ class FederationServer:
         log.info(
             "round %d/%d (%s) done in %.1f s",
             r + 1,
-            len(sch.fold_plan(self.cfg)),
+            len(fold_plan(self.cfg)),
             plan.phase,
             time.monotonic() - t0,
         )
