@@ -19,16 +19,22 @@ BENCH_STEPS = 3
 
 
 def parse_bench_output(text: str) -> float | None:
+    value = bench_json(text).get("work_units_per_s")
+    if isinstance(value, int | float) and math.isfinite(value) and value > 0:
+        return float(value)
+    return None
+
+
+def bench_json(text: str) -> dict:
+    """The last JSON line of `bpd bench train` ({} if none): work units/s, and "path"
+    (which precision path ran and why) and "workers" (folds a run trains at once)."""
     for line in reversed([ln.strip() for ln in text.splitlines() if ln.strip()]):
         try:
             data = json.loads(line)
         except ValueError:
             continue
-        value = data.get("work_units_per_s") if isinstance(data, dict) else None
-        if isinstance(value, int | float) and math.isfinite(value) and value > 0:
-            return float(value)
-        return None
-    return None
+        return data if isinstance(data, dict) else {}
+    return {}
 
 
 class BenchRunner(QObject):
@@ -40,6 +46,7 @@ class BenchRunner(QObject):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.process: QProcess | None = None
+        self.last_result: dict = {}  # the last measurement's JSON (path, workers)
 
     def running(self) -> bool:
         return self.process is not None
@@ -75,6 +82,7 @@ class BenchRunner(QObject):
         proc.deleteLater()
         speed = parse_bench_output(out) if code == 0 else None
         if speed is not None:
+            self.last_result = bench_json(out)
             self.measured.emit(speed)
         elif "invalid choice" in err or ("bench" in err and code == 2):
             self.unavailable.emit("this version has no `bpd bench`")

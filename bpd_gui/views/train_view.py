@@ -61,6 +61,7 @@ class TrainView(QWidget):
         self.weights.failed.connect(lambda _m: self._show_init_status())
         self.bench = BenchRunner(self)
         self._speed: dict[tuple, float] = {}  # (resolution, batch, device) -> images/s
+        self._bench_info: dict[tuple, dict] = {}  # the same key -> path, workers
         self.cohort_label = QLabel()
         self.cohort_label.setWordWrap(True)
         self.estimate_label = QLabel()
@@ -229,13 +230,17 @@ class TrainView(QWidget):
         elif speed is None:
             self.estimate_label.setText("Duration: press Measure speed for an estimate.")
         else:
+            info = self._bench_info.get(self._speed_key(), {})
+            workers = int(info.get("workers") or 1)
             secs = estimate_seconds(
                 self.form.config(), cohort.n_patients, cohort.n_images, speed,
-                final_model=self.form.final_model.isChecked(),
+                final_model=self.form.final_model.isChecked(), workers=workers,
             )  # fmt: skip
+            at_once = f"; {workers} folds at once" if workers > 1 else ""
+            path = f"{info['path']}{at_once}; " if info.get("path") else ""
             self.estimate_label.setText(
                 f"Estimated duration: about <b>{format_duration(secs)}</b> "
-                f"(measured {speed:.0f} work units/s at these settings)"
+                f"({path}measured {speed:.0f} work units/s at these settings)"
             )
 
     def measure_speed(self) -> None:
@@ -246,6 +251,7 @@ class TrainView(QWidget):
 
     def _on_measured(self, speed: float) -> None:
         self._speed[self._speed_key()] = speed
+        self._bench_info[self._speed_key()] = dict(self.bench.last_result)
         self.estimate_button.setEnabled(True)
         self.update_estimate()
 

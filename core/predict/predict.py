@@ -98,6 +98,8 @@ def predict(
     problems = list(inputs.problems)
     n = len(inputs.images)
     cams = cam_paths(inputs, cam_dir) if cam_dir is not None else None
+    if n > 1 or cams is not None:  # one image, no map: each fold model loaded only once
+        predictor.keep_models_loaded()
     first_error: ImageError | None = None
     for i, item in enumerate(inputs.images):
         row = {

@@ -113,10 +113,12 @@ def _write_failure(path: Path, exc: RuntimeError) -> OSError:
     return OSError(code, f"{os.strerror(code)} (the write failed: {exc})", str(path))
 
 
-def load_torch(path: Path) -> Any:
+def load_torch(path: Path, mmap: bool = False) -> Any:
+    """`mmap`: tensors stay backed by the file, read as they are used (a model loads
+    in milliseconds and its pages are shared; `bpd predict`)."""
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
 
 
 def write_csv(
@@ -227,13 +229,14 @@ class FoldFolder:
     def has_model(self) -> bool:
         return (self.path / _MODEL).is_file()
 
-    def model_state(self) -> dict[str, torch.Tensor]:
-        """The fold's final weights (a state_dict; pickled objects are refused)."""
+    def model_state(self, mmap: bool = False) -> dict[str, torch.Tensor]:
+        """The fold's final weights (a state_dict; pickled objects are refused);
+        `mmap`: backed by the file (core.runs.folder.load_torch)."""
         path = self.path / _MODEL
         if not path.is_file():
             raise InputError(f"fold {self.fold_id} has no {_MODEL} (fold not finished?)", file=path)
         try:
-            return load_torch(path)
+            return load_torch(path, mmap=mmap)
         except Exception as exc:  # pickled objects are refused as well as damaged files
             raise InputError(
                 f"cannot load the fold model ({type(exc).__name__})", file=path

@@ -6,7 +6,8 @@ FILE` reads one from JSON. Its JSON is the run folder's config.json (docs/run-fo
     train          TrainConfig (every number of the recipe; docs/method.md)
     cohort_source  core.cohort.source.CohortSource
     preprocess     core.cohort.preprocess.PreprocessConfig (follows train.resolution)
-    options        {"final_model": bool, "report": bool, "workers": int (0: automatic)}
+    options        {"final_model": bool, "report": bool, "workers": int (absent or 0:
+                   automatic)}
     versions       package versions of the run (filled in when the run is created)
     seed           train.seed, repeated for readers of the file
     created        ISO time the run was created (null in a config not yet run)
@@ -47,7 +48,9 @@ class RunOptions:
             raise InputError(f"workers must be 0 (automatic) or more, not {self.workers!r}")
 
     def to_json(self) -> dict[str, Any]:
-        return {"final_model": self.final_model, "report": self.report, "workers": self.workers}
+        # "workers" only when set: a config.json without it reads and writes back the same
+        workers = {"workers": self.workers} if self.workers else {}
+        return {"final_model": self.final_model, "report": self.report, **workers}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> RunOptions:

@@ -68,6 +68,15 @@ def estimate_seconds(
     n_images: int,
     units_per_s: float,
     final_model: bool = False,
+    workers: int = 1,
 ) -> float:
-    """A run's duration from the measured work units per second."""
-    return run_work(cfg, n_patients, n_images, final_model) / max(units_per_s, 1e-9)
+    """A run's duration from the measured work units per second of one worker
+    (`bpd bench train` at that worker's threads). With `workers` folds at once
+    (core.training.parallel) the folds take ceil(folds / workers) rounds of one
+    typical fold each; the final model trains after them, alone."""
+    speed = max(units_per_s, 1e-9)
+    n_folds = cfg.cv_folds * cfg.cv_repeats
+    cv = run_work(cfg, n_patients, n_images)
+    final = run_work(cfg, n_patients, n_images, final_model) - cv
+    rounds = -(-n_folds // max(1, workers))
+    return (cv / n_folds * rounds + final) / speed

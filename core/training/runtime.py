@@ -3,6 +3,8 @@
 Device "auto": CUDA, then Apple MPS, then CPU. Precision "auto": on CUDA bf16 where the
 GPU supports it, else fp16 with a GradScaler; on a CPU with native bfloat16
 (AVX512-BF16 / AMX) bf16 autocast with channels_last; fp32 otherwise (and on MPS).
+fp32 on a CPU runs channels_last too when FP32_CHANNELS_LAST says it pays (measured:
+docs/benchmarks.md). `Runtime.path` says in one line which path runs and why.
 On a CPU, freed memory stays in the process (core.training.allocator).
 """
 
@@ -20,9 +22,27 @@ from core.training.allocator import keep_freed_memory
 from core.training.config import TrainConfig
 
 
+def cpu_bf16_features() -> list[str]:
+    """The native bfloat16 instructions this CPU has: "AMX", "AVX512-BF16" (or none)."""
+    checks = (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported"))
+    return [name for name, fn in checks if bool(getattr(torch.cpu, fn, lambda: False)())]
+
+
 def cpu_has_bf16() -> bool:
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+    return bool(cpu_bf16_features())
+
+
+def cpu_isa() -> str:
+    """The vector instruction set PyTorch's CPU kernels use: "AVX512", "AVX2", ..."""
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        return "unknown"
+
+
+# fp32 on a CPU with channels_last (and the fast path's 1x1-as-GEMM that goes with it)?
+# In-process A/B of the real training step (benchmarks/bench_channels_last.py).
+FP32_CHANNELS_LAST = False
 
 
 @dataclass(frozen=True)
@@ -31,6 +51,16 @@ class Runtime:
     precision: str  # "fp32", "bf16" or "fp16"
     channels_last: bool
     keeps_freed_memory: bool = False  # core.training.allocator (CPU training)
+    why: str = ""  # why this precision: "this CPU has no bf16 (...)", "asked for", ...
+
+    @property
+    def path(self) -> str:
+        """e.g. "fp32: this CPU has no bf16 (no AVX512-BF16/AMX)", "bf16 autocast +
+        channels_last: this CPU has AMX" (`bpd bench train`, run_started)."""
+        what = self.precision + (" autocast" if self.autocast_dtype is not None else "")
+        if self.channels_last:
+            what += " + channels_last"
+        return f"{what}: {self.why}" if self.why else what
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -48,26 +78,40 @@ class Runtime:
             "precision": self.precision,
             "channels_last": self.channels_last,
             "keeps_freed_memory": self.keeps_freed_memory,
+            "path": self.path,
         }
 
 
 def resolve_runtime(cfg: TrainConfig) -> Runtime:
     device = _resolve_device(cfg.device)
-    precision = cfg.precision
+    precision, why = cfg.precision, f"--precision {cfg.precision} asked for"
     if precision == "auto":
-        if device.type == "cuda":
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        elif device.type == "cpu" and cpu_has_bf16():
-            precision = "bf16"
-        else:
-            precision = "fp32"
+        precision, why = _auto_precision(device)
     if precision == "fp16" and device.type == "cpu":
         raise InputError("precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
-    channels_last = device.type == "cuda" or (device.type == "cpu" and precision == "bf16")
-    keeps_freed = device.type == "cpu" and keep_freed_memory()
-    return Runtime(device, precision, channels_last, keeps_freed)
+    cpu = device.type == "cpu"
+    channels_last = device.type == "cuda" or (
+        cpu and (precision == "bf16" or (precision == "fp32" and FP32_CHANNELS_LAST))
+    )
+    keeps_freed = cpu and keep_freed_memory()
+    return Runtime(device, precision, channels_last, keeps_freed, why)
+
+
+def _auto_precision(device: torch.device) -> tuple[str, str]:
+    """Precision "auto" on this device, and why."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        if torch.cuda.is_bf16_supported():
+            return "bf16", f"the GPU ({name}) supports bf16"
+        return "fp16", f"the GPU ({name}) has no bf16 (fp16 with loss scaling)"
+    if device.type == "cpu":
+        features = cpu_bf16_features()
+        if features:
+            return "bf16", f"this CPU has {features[0]}"
+        return "fp32", f"this CPU ({cpu_isa()}) has no bf16 (no AVX512-BF16/AMX)"
+    return "fp32", f"{device.type} trains in fp32"
 
 
 def _resolve_device(name: str) -> torch.device:

@@ -39,3 +39,26 @@ def test_bench_cli_last_line_is_json(capsys):
 def test_bench_cli_rejects_bad_sizes(capsys):
     assert main(["bench", "train", "--resolution", "0"]) == 2
     assert "resolution" in capsys.readouterr().err
+
+
+def test_bench_says_which_path_ran_and_why(capsys):
+    args = "bench train --resolution 32 --batch-size 2 --steps 1 --warmup 0 --device cpu"
+    assert main([*args.split(), "--threads", "1", "--precision", "fp32"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out.strip().splitlines()[-1])
+    assert data["path"].startswith("fp32") and "--precision fp32 asked for" in data["path"]
+    assert data["workers"] >= 1 and data["threads"] == 1
+    assert f"path: {data['path']}" in captured.err  # the human line goes to stderr
+
+
+def test_auto_precision_names_the_cpu_feature(monkeypatch):
+    from core.training import runtime
+    from core.training.config import TrainConfig
+
+    monkeypatch.setattr(runtime, "cpu_bf16_features", lambda: [])
+    rt = runtime.resolve_runtime(TrainConfig(device="cpu"))
+    assert rt.precision == "fp32"
+    assert "has no bf16 (no AVX512-BF16/AMX)" in rt.path and rt.to_json()["path"] == rt.path
+    monkeypatch.setattr(runtime, "cpu_bf16_features", lambda: ["AMX"])
+    rt = runtime.resolve_runtime(TrainConfig(device="cpu"))
+    assert rt.path == "bf16 autocast + channels_last: this CPU has AMX"

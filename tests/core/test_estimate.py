@@ -84,3 +84,14 @@ def test_the_estimate_never_imports_torch():
     code = "import sys, core.training.estimate; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_estimate_with_workers_counts_rounds_of_folds():
+    cfg = preset("cpu-fast")  # 5 folds x 1
+    one = estimate_seconds(cfg, 163, 250, 30.0)
+    # 2 folds at once, each at one worker's measured rate: 3 rounds of a typical fold
+    assert estimate_seconds(cfg, 163, 250, 30.0, workers=2) == pytest.approx(one * 3 / 5)
+    assert estimate_seconds(cfg, 163, 250, 30.0, workers=5) == pytest.approx(one / 5)
+    final = estimate_seconds(cfg, 163, 250, 30.0, final_model=True) - one
+    both = estimate_seconds(cfg, 163, 250, 30.0, final_model=True, workers=5)
+    assert both == pytest.approx(one / 5 + final)  # the final model trains alone

@@ -111,3 +111,15 @@ def test_cancel_stops_every_worker_and_the_run_resumes(tmp_path):
     assert run.state()["status"] == "finished" and summary["n_folds"] == 2
     events = list(read_events(run.path / "events.jsonl"))
     assert [e.seq for e in events] == list(range(len(events)))
+
+
+def test_workers_option_is_recorded_and_checked():
+    from core.errors import InputError
+    from core.runs.run_config import RunOptions
+
+    assert RunOptions.from_json({"workers": 2}).to_json()["workers"] == 2
+    assert RunOptions.from_json({}).workers == 0  # a config.json from before: automatic
+    with pytest.raises(InputError):
+        RunOptions(workers=-1)
+    with pytest.raises(InputError):
+        RunOptions.from_json({"workers": "two"})
