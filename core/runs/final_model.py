@@ -83,7 +83,8 @@ def model_card(
     n_pos = int(summary.get("n_positive") or 0)
     n = int(summary.get("n_patients") or 0)
     metric_keys = ("auroc", "balanced_accuracy", "f1", "sensitivity", "specificity",
-                   "precision", "npv", "pooled_auroc", "n_folds", "repeat_auroc")  # fmt: skip
+                   "precision", "npv", "pooled_auroc", "ensemble_auroc", "ensemble_auroc_meaning",
+                   "n_folds", "repeat_auroc")  # fmt: skip
     return {
         "run_id": run.run_id,
         "outcome": {
