@@ -123,3 +123,12 @@ def test_workers_option_is_recorded_and_checked():
         RunOptions(workers=-1)
     with pytest.raises(InputError):
         RunOptions.from_json({"workers": "two"})
+
+
+@pytest.mark.parametrize("command", [["train", "t.csv"], ["demo"], ["resume", "run"]])
+def test_workers_flag_refuses_a_negative_count(command, capsys):
+    from core.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([*command, "--workers", "-1"])
+    assert exc.value.code == 2 and "--workers" in capsys.readouterr().err
