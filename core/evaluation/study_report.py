@@ -115,14 +115,35 @@ def _table_section(arms, runs, best) -> str:
             rows.append([e(key), e(b.get("title", key)), mean_sd(b.get("auroc")), "–", "–",
                          num(b.get("pooled_auroc")), str(len(b.get("folds") or [])),
                          "clinical baseline, same folds"])  # fmt: skip
-    return table(header, rows, left=2, text_cols=(7,)) + (
-        "<p class=muted>Mean ± SD over folds (sample SD). Ensemble AUROC: the AUROC of each "
-        "patient's out-of-fold probability averaged over the repeats that tested them (one "
-        "number per arm, not a fold mean). Baselines: the IRDS grade alone as the score, "
-        "and a logistic regression on the recorded clinical variables, fit on each "
-        "training fold; they have no class threshold here, so no balanced accuracy or F1."
-        "</p>"
+    return (
+        table(header, rows, left=2, text_cols=(7,))
+        + _missing_baselines(runs, best)
+        + (
+            "<p class=muted>Mean ± SD over folds (sample SD). Ensemble AUROC: the AUROC of each "
+            "patient's out-of-fold probability averaged over the repeats that tested them (one "
+            "number per arm, not a fold mean). Baselines: the IRDS grade alone as the score, "
+            "and a logistic regression on the recorded clinical variables, fit on each "
+            "training fold; they have no class threshold here, so no balanced accuracy or F1."
+            "</p>"
+        )
     )
+
+
+def _missing_baselines(runs: dict[str, RunData], best: str | None) -> str:
+    """Say why a baseline row is absent (no IRDS grade recorded, ...), never silently."""
+    if not best:
+        return ""
+    base = runs[best].summary.get("baselines") or {}
+    if base.get("error"):
+        return f"<p class=muted>No clinical baselines: {e(base['error'])}</p>"
+    notes = [
+        f"{b.get('title', key)}: not computed ({b['skipped']})"
+        for key in BASELINES
+        if isinstance(b := base.get(key), dict) and b.get("skipped")
+    ]
+    if not base:
+        notes = ["No clinical baselines: the runs' summaries have none"]
+    return "".join(f"<p class=muted>{e(n)}.</p>" for n in notes)
 
 
 def _comparison_rows(best: str, runs: dict[str, RunData]) -> list[list[str]]:

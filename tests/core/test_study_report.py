@@ -127,6 +127,15 @@ def test_study_report_numbers_match_the_statistics(tmp_path):
     assert cell in html
 
 
+def test_a_baseline_that_could_not_be_computed_is_said_so(tmp_path):
+    study = StudyFolder.create(tmp_path / "study", _config(inits=("xrv",)))
+    none = {"irds_alone": {"title": "IRDS grade alone", "skipped": "no IRDS grade recorded"}}
+    for name in ("xrv-probe+progressive", "xrv-full"):
+        make_run_folder(study.arm_path(name), baselines=none, **SHAPE)
+    html = write_study_report(study).read_text()
+    assert "IRDS grade alone: not computed (no IRDS grade recorded)" in html
+
+
 def test_unpaired_arms_are_named_not_compared(tmp_path):
     study = StudyFolder.create(tmp_path / "study", _config(inits=("xrv",)))
     make_run_folder(study.arm_path("xrv-probe+progressive"), signal=1.5, **SHAPE)
