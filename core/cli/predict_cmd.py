@@ -109,6 +109,7 @@ def run_predict(args: argparse.Namespace) -> int:
     print(f"model: {predictor.description}; threshold {predictor.threshold:.3f}; "
           f"{len(inputs.images)} image(s)", file=sys.stderr)  # fmt: skip
     bar = None if args.quiet else _bar("predicting")
+    crops = _crops(args)
     result = predict(
         predictor,
         inputs,
@@ -116,10 +117,11 @@ def run_predict(args: argparse.Namespace) -> int:
         opacity=args.opacity,
         cam_scale=args.cam_scale,
         on_progress=bar.update if bar else None,
-        crops=_crops(args),
+        crops=crops,
     )
     if bar:
         bar.close()
+    _warn_uncropped(predictor, inputs, crops)
     written = write_results(result, args.out)
     for kind, path in written.items():
         print(f"{kind}: {path}")
@@ -135,6 +137,28 @@ def _crops(args: argparse.Namespace):
     from core.cohort.crops import read_sidecar
 
     return read_sidecar(args.crops) if args.crops else None
+
+
+def _warn_uncropped(predictor, inputs, crops) -> None:
+    """A run trained on crop boxes sees an image without one whole: a different picture
+    from the ones it learnt on. Said, not refused (the probability is still computed)."""
+    from core.cohort.crops import crop_for_file
+    from core.errors import ImageError
+
+    if not len(predictor.crops):
+        return
+    boxes = predictor.crops.merged(crops.used()) if crops is not None else predictor.crops
+    missing = 0
+    for item in inputs.images:
+        try:
+            missing += crop_for_file(item.path, boxes) is None
+        except ImageError:
+            continue  # listed with its problem already
+    if missing:
+        print(f"warning: the model was trained on cropped images ({len(predictor.crops)} "
+              f"boxes); {missing} image(s) here have no box and were scored whole: give "
+              "their boxes with --crops FILE (docs/method.md, 'Crops')",
+              file=sys.stderr)  # fmt: skip
 
 
 def _check_outputs(args: argparse.Namespace, inputs) -> None:

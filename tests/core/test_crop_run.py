@@ -92,3 +92,35 @@ def test_explain_uses_the_recorded_box(cropped_run):
     assert main(["explain", str(run), "--patients", rows[2]["patient_id"], "--out",
                  str(out)]) == 0  # fmt: skip
     assert len(list(out.glob("*_cam.png"))) == 1
+
+
+def test_review_page_maps_through_the_recorded_box(cropped_run):
+    from core.explain.review import review_table
+
+    run, rows, root, entries = cropped_run
+    table = review_table(run)
+    assert table.crop_for(root / rows[3]["image"]) == entries[3].crop
+    assert table.crop_for(root / rows[0]["image"]) is None  # its auto box was never used
+
+
+def test_predict_warns_about_an_image_without_a_box(cropped_run, tmp_path, images_dir, capsys):
+    run, _, _, _ = cropped_run
+    new = images_dir / "IM-0115-0001.jpeg"  # not in the training table
+    out = tmp_path / "new.csv"
+    assert main(["predict", str(run), str(new), "--out", str(out), "--quiet"]) == 0
+    assert "1 image(s) here have no box and were scored whole" in capsys.readouterr().err
+    h, w = read_image(new).pixels.shape
+    box = Crop(w // 8, h // 8, w - w // 8, h - h // 10)
+    sidecar = write_sidecar(tmp_path / "new.crops.csv",
+                            CropTable((CropEntry(new.name, file_sha256(new), box),)))  # fmt: skip
+    out2 = tmp_path / "new2.csv"
+    assert main(["predict", str(run), str(new), "--out", str(out2), "--crops", str(sidecar),
+                 "--quiet"]) == 0  # fmt: skip
+    assert "no box" not in capsys.readouterr().err
+    probs = [float(next(csv.DictReader(p.open(encoding="utf-8")))["prob"]) for p in (out, out2)]
+    models = _fold_models(run)
+    x = to_model_input(preprocess(read_image(new).pixels, PreprocessConfig(resolution=32),
+                                  box))[None, None]  # fmt: skip
+    with torch.no_grad():
+        expected = np.mean([float(torch.sigmoid(m.eval()(x))[0]) for m in models])
+    assert probs[1] == pytest.approx(expected, abs=1e-6)
