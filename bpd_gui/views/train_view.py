@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QFileDialog,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -34,6 +35,7 @@ from bpd_gui.messages import show_error
 from bpd_gui.widgets.cli_process import CliProcess
 from bpd_gui.widgets.run_list import RunList
 from bpd_gui.widgets.run_panel import RunPanel
+from bpd_gui.widgets.study_launcher import StudyLauncher
 from bpd_gui.widgets.train_form import TrainForm
 from bpd_gui.widgets.weights_panel import INIT_NAMES, shared_status
 from core import paths
@@ -74,6 +76,17 @@ class TrainView(QWidget):
         self.start_button.setObjectName("start_button")
         self.start_button.setDefault(True)
         self.start_button.clicked.connect(self.start_run)
+        self.study_button = QPushButton("Start study…")
+        self.study_button.setObjectName("study_button")
+        self.study_button.setToolTip(
+            "bpd study: every initialisation × strategy of the paper (docs/method.md) with "
+            "these settings, on identical folds and seeds; the Results page's Study tab "
+            "shows the table and forest plot"
+        )
+        self.study_button.clicked.connect(self.start_study)
+        self.study = StudyLauncher(self)
+        self.study.arm_started.connect(lambda arm: self.open_run(Path(arm)))
+        self.study.ended.connect(self._on_study_ended)
 
         settings_box = QGroupBox("New run")
         settings_box.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)  # the list gives way
@@ -85,7 +98,10 @@ class TrainView(QWidget):
         est_row.addWidget(self.estimate_label, 1)
         est_row.addWidget(self.estimate_button)
         box_layout.addLayout(est_row)
-        box_layout.addWidget(self.start_button)
+        start_row = QHBoxLayout()
+        start_row.addWidget(self.start_button, 1)
+        start_row.addWidget(self.study_button)
+        box_layout.addLayout(start_row)
 
         self.runs = RunList(queue)
         self.runs.job_selected.connect(self.show_job)
@@ -108,10 +124,10 @@ class TrainView(QWidget):
         self.again_button.setObjectName("again_button")
         self.again_button.setToolTip("Load this run's settings into the form above")
         self.again_button.clicked.connect(self.run_again)
-        run_buttons = QHBoxLayout()
-        for b in (self.cancel_button, self.resume_button, self.again_button, self.folder_button,
-                  self.open_run_button):  # fmt: skip
-            run_buttons.addWidget(b)
+        run_buttons = QGridLayout()  # two rows: one row of five made the panel too wide
+        for i, b in enumerate((self.cancel_button, self.resume_button, self.again_button,
+                               self.folder_button, self.open_run_button)):  # fmt: skip
+            run_buttons.addWidget(b, i // 3, i % 3)
         runs_box = QGroupBox("Runs")
         runs_layout = QVBoxLayout(runs_box)
         runs_layout.addWidget(self.runs)
@@ -125,6 +141,7 @@ class TrainView(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(left)
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # the form fits its width
         scroll.setMinimumWidth(380)
 
         self.panel = RunPanel()
@@ -190,18 +207,19 @@ class TrainView(QWidget):
     def _show_init_status(self) -> None:
         init = self.form.init.currentText()
         if init not in INIT_NAMES:
-            self.form.set_init_status("built in: no weights file needed", True)
+            self.form.set_init_status("built in", True, "random: no weights file needed")
             return
         row = (self.weights.rows or {}).get(init)
         if row is None:
-            self.form.set_init_status("checking whether its weights are here…", None)
+            self.form.set_init_status("checking…", None, "asking bpd weights status")
         elif row["present"]:
-            self.form.set_init_status(f"weights present ({row['file_name']})", True)
+            self.form.set_init_status("✓ weights here", True, f"{row['path']}")
         else:
             self.form.set_init_status(
-                f"weights missing ({row['file_name']}): import them on the Settings page, "
-                "or choose random",
+                "✗ weights missing",
                 False,
+                f"{row['file_name']} is not on this machine: download it from {row['url']} "
+                "and import it on the Settings page, or choose random.",
             )
 
     # --- cohort + estimate -----------------------------------------------------------
@@ -295,6 +313,39 @@ class TrainView(QWidget):
         self.runs.select_job(job)  # shows it, through the selection
         return job
 
+    def start_study(self) -> Path | None:
+        """The form's recipe as the base of a `bpd study` (all inits × strategies)."""
+        from core.study.config import StudyConfig
+
+        try:
+            run_config = self.build_run_config()
+            config = StudyConfig(
+                cohort=run_config.cohort,
+                train=run_config.train,
+                preset=self.form.preset.currentText(),
+            )
+            study_dir = self.study.start(config)
+        except (ValueError, OSError) as exc:
+            show_error(self, "Cannot start the study", str(exc))
+            return None
+        self.study_button.setEnabled(False)
+        self.estimate_label.setText(
+            f"Study started: {len(config.arms())} arms in {study_dir.name}; each arm appears "
+            "in the list below as it trains (arms whose weights are missing are skipped)."
+        )
+        return study_dir
+
+    def _on_study_ended(self, code: int) -> None:
+        self.study_button.setEnabled(True)
+        where = self.study.study_dir.name if self.study.study_dir else "the study"
+        if code == 0:
+            self.estimate_label.setText(f"{where} finished: Results ▸ Study.")
+        else:
+            self.estimate_label.setText(
+                f"{where} stopped (exit code {code}); continue it with "
+                f"<code>bpd study resume {self.study.study_dir}</code>."
+            )
+
     # --- run list actions -------------------------------------------------------------
     def cancel_selected(self) -> None:
         job = self.runs.selected_job()
@@ -372,6 +423,9 @@ class TrainView(QWidget):
         job = self.runs.selected_job()
         active = self.queue.active_job()
         self.start_button.setEnabled(self.session.cohort is not None)
+        self.study_button.setEnabled(
+            self.session.cohort is not None and not self.study.is_running()
+        )
         self.start_button.setText("Add to queue" if active is not None else "Start run")
         self.cancel_button.setEnabled(job is not None and (job.is_active or job.is_queued))
         self.resume_button.setEnabled(

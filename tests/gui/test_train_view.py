@@ -6,6 +6,8 @@ probe in a fifth of the axis with a fold picker."""
 import shutil
 from pathlib import Path
 
+import pytest
+
 from bpd_gui.jobs.run_job import RunJob
 from bpd_gui.widgets.plots import EpochScale
 from bpd_gui.widgets.run_panel import startup_step
@@ -44,11 +46,15 @@ def test_init_status_beside_the_choice(window):
     }  # fmt: skip
     train.weights.changed.emit()
     train.form.init.setCurrentText("xrv")
-    assert "weights missing (xrv.pt)" in train.form.init_status.text()
+    assert "weights missing" in train.form.init_status.text()
+    assert (
+        "xrv.pt" in train.form.init_status.toolTip()
+        and "Settings" in train.form.init_status.toolTip()
+    )
     train.form.init.setCurrentText("imagenet")
-    assert "weights present (in.pt)" in train.form.init_status.text()
+    assert "weights here" in train.form.init_status.text()
     train.form.init.setCurrentText("random")
-    assert "no weights file needed" in train.form.init_status.text()
+    assert "built in" in train.form.init_status.text()
 
 
 def test_final_model_and_youden_threshold_reach_the_run_config(window, qtbot):
@@ -125,3 +131,45 @@ def test_cached_probe_takes_a_fifth_of_the_axis_and_folds_can_be_picked(window, 
     assert plots.point_counts()["epoch_loss"] == 10
     x_range = plots.loss_plot.viewRange()[0]
     assert x_range[1] < 10.5  # 2 probe epochs squeezed into one unit + 8 fine-tuning
+
+
+def test_start_study_uses_the_forms_recipe(window, qtbot, monkeypatch, tmp_path):
+    window.session.open_with_guesses(str(paths.demo_cohort_table()))
+    qtbot.waitUntil(lambda: window.session.cohort is not None, timeout=20000)
+    train = window.pages["train"]
+    train.form.load_preset("cpu-fast")
+    train.form.resolution.setValue(96)
+    started = []
+    monkeypatch.setattr(train.study, "start", lambda cfg: started.append(cfg) or tmp_path / "s")
+    assert train.start_study() == tmp_path / "s"
+    cfg = started[0]
+    assert cfg.preset == "cpu-fast" and cfg.train.resolution == 96
+    assert len(cfg.arms()) == 15  # 3 inits x 5 strategies, the paper's grid
+    assert "15 arms" in train.estimate_label.text()
+
+
+@pytest.mark.slow  # a real study of one arm: 12 demo patients, 32 px, 2 folds, 1 epoch
+def test_a_study_arm_is_followed_and_shown_in_results(window, qtbot, tmp_path):
+    from core.study.config import StudyConfig
+    from tests.gui.test_training_run import small_demo_table, tiny_form
+
+    table, images_root = small_demo_table(tmp_path)
+    window.session.open_with_guesses(str(table), images_root=str(images_root))
+    qtbot.waitUntil(lambda: window.session.cohort is not None, timeout=20000)
+    train = window.pages["train"]
+    tiny_form(train.form)
+    train.form.epochs.setValue(1)
+    rc = train.build_run_config()
+    config = StudyConfig(cohort=rc.cohort, train=rc.train, inits=("random",),
+                         strategies=("full",), preset="cpu-fast", report=False)  # fmt: skip
+    study_dir = train.study.start(config)
+    qtbot.waitUntil(lambda: window.queue.find(study_dir / "arms" / "random-full") is not None,
+                    timeout=240000)  # fmt: skip
+    qtbot.waitUntil(lambda: not train.study.is_running(), timeout=240000)
+    job = window.queue.find(study_dir / "arms" / "random-full")
+    qtbot.waitUntil(lambda: job.progress.status == "finished", timeout=30000)
+    results = window.pages["results"]
+    window.show_page("results")
+    results.details.tabs.setCurrentWidget(results.study)
+    assert results.study.picker.currentText() == study_dir.name
+    assert results.study.table.item(0, 2).text() == "finished"
