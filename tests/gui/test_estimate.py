@@ -29,3 +29,19 @@ def test_train_view_shows_cores_estimate_for_the_form(window, qtbot):
     train.form.repeats.setValue(2)  # the recipe changed: a different estimate, same speed
     assert format_duration(2 * secs) in train.estimate_label.text()
 
+
+
+def test_train_view_says_the_path_and_counts_workers(window, qtbot):
+    window.session.open_with_guesses(str(paths.demo_cohort_table()))
+    qtbot.waitUntil(lambda: window.session.cohort is not None, timeout=20000)
+    train = window.pages["train"]
+    train.form.load_preset("cpu-fast")
+    path = "fp32: this CPU (AVX2) has no bf16 (no AVX512-BF16/AMX)"
+    train.bench.last_result = {"work_units_per_s": 300.0, "path": path, "workers": 2}
+    train._on_measured(300.0)
+    cohort = window.session.cohort
+    secs = estimate_seconds(train.form.config(), cohort.n_patients, cohort.n_images, 300.0,
+                            workers=2)  # fmt: skip
+    text = train.estimate_label.text()
+    assert path in text and "2 folds at once" in text
+    assert format_duration(secs) in text
