@@ -45,7 +45,7 @@ from core.errors import InputError
 from core.evaluation.run_results import METRIC_TITLES, RunResults, read_run_results
 from core.runs.folder import RunFolder
 
-METRICS = (("auroc", "AUROC"), ("balanced_accuracy", "Bal. acc."), ("f1", "F1"))
+METRICS = (("auroc", "AUROC"),)  # the others are in the selected run's details
 COLUMNS = ["Run", "Status", *[t for _, t in METRICS], "Ensemble AUROC", "Patients", "Settings"]
 SETTINGS_COL = len(COLUMNS) - 1
 
@@ -74,6 +74,13 @@ def _table(name: str, headers: list[str]) -> QTableWidget:
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
     table.horizontalHeader().setStretchLastSection(True)
     return table
+
+
+def _fit_height(table: QTableWidget) -> None:
+    """As tall as its rows (no empty band under a short table)."""
+    table.resizeRowsToContents()
+    rows = sum(table.rowHeight(r) for r in range(table.rowCount()))
+    table.setFixedHeight(rows + table.horizontalHeader().height() + 2 * table.frameWidth() + 2)
 
 
 def _fill(table: QTableWidget, rows: list[list[QTableWidgetItem]]) -> None:
@@ -111,11 +118,13 @@ class RunDetails(QWidget):
         )
         ci_note.setWordWrap(True)
         ci_note.setStyleSheet("color:#555")
-        box.addWidget(self.metrics, 3)
+        self.metrics.horizontalHeader().setStretchLastSection(False)
+        box.addWidget(self.metrics)
         box.addWidget(ci_note)
         box.addWidget(QLabel("<b>Clinical baselines on the same folds</b>"))
-        box.addWidget(self.baselines, 1)
+        box.addWidget(self.baselines)
         box.addWidget(self.baselines_note)
+        box.addStretch(1)
         self.plots = ResultPlots()
         self.folds = _table(
             "results_folds",
@@ -169,6 +178,7 @@ class RunDetails(QWidget):
             rows.append([_cell(m.title, False), _cell(mean), _cell(_num(m.pooled)), _cell(ci),
                          _cell(str(m.n_folds))])  # fmt: skip
         _fill(self.metrics, rows)
+        _fit_height(self.metrics)
         auroc = next(m for m in r.metrics if m.key == "auroc")
         base_rows = [[
             _cell("image model (this run)", False),
@@ -181,6 +191,7 @@ class RunDetails(QWidget):
                 _cell(_num(b["pooled"])), _cell(b["note"], False, b["note"]),
             ])  # fmt: skip
         _fill(self.baselines, base_rows)
+        _fit_height(self.baselines)
         self.baselines_note.setText(r.baselines_note)
         fold_rows = []
         for f in r.folds:
@@ -335,15 +346,16 @@ class ResultsView(QWidget):
                 m = s.get(key)
                 ok = isinstance(m, dict) and m.get("mean") is not None
                 cells.append(f"{m['mean']:.3f} ± {m.get('sd') or 0:.3f}" if ok else "")
-            pooled = s.get("pooled_auroc")
+            pooled = s.get("ensemble_auroc", s.get("pooled_auroc"))
             cells.append(f"{pooled:.3f}" if isinstance(pooled, int | float) else "")
             n, pos = s.get("n_patients"), s.get("n_positive")
             cells.append(f"{n} ({pos} pos.)" if n is not None else "")
-            cells.append(describe_config(job.progress.config))
+            train = _train_settings(job)
+            cells.append(short_settings(train))
             item = QTreeWidgetItem(cells)
             item.setData(0, Qt.UserRole, str(job.run_dir))
             item.setToolTip(0, str(job.run_dir))
-            item.setToolTip(SETTINGS_COL, cells[-1])
+            item.setToolTip(SETTINGS_COL, describe_config(train))
             for col in range(2, SETTINGS_COL):
                 item.setTextAlignment(col, Qt.AlignRight | Qt.AlignVCenter)
             self.table.addTopLevelItem(item)
@@ -398,7 +410,7 @@ class ResultsView(QWidget):
     # --- the selected run's details -------------------------------------------------------
     def show_details(self, run: Path) -> None:
         job = self.queue.find(run)
-        settings = describe_config(job.progress.config if job else None)
+        settings = describe_config(_train_settings(job) if job else _recorded_train(run))
         # a run that gets new events (resumed, still training) is read again
         key = (str(run), job.progress.n_events if job else 0)
         if key in self._cache:
@@ -515,6 +527,35 @@ class ResultsView(QWidget):
         path = message.strip().splitlines()[-1] if message.strip() else ""
         if path:
             QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+
+
+def _recorded_train(run_dir: Path) -> dict | None:
+    try:
+        return RunFolder(run_dir).config().get("train")
+    except (OSError, InputError):
+        return None
+
+
+def _train_settings(job) -> dict | None:
+    """The run's TrainConfig JSON: from its events, else from its config.json (a run
+    copied without its event stream)."""
+    return job.progress.config or _recorded_train(job.run_dir)
+
+
+def short_settings(cfg: dict | None) -> str:
+    """The Settings column: what differs between runs, short enough to fit the row
+    (the whole description is its tooltip and the details' headline)."""
+    if not cfg:
+        return ""
+    recipe = str(cfg.get("strategy", "?"))
+    epochs = str(cfg.get("epochs", "?"))
+    if recipe.startswith("probe"):
+        epochs = f"{cfg.get('probe_epochs', '?')}+{epochs}" if "+" in recipe else "probe"
+    if (cfg.get("cutmix_finetune") or {}).get("enabled"):
+        recipe += "+CutMix"
+    folds = f"{cfg.get('cv_folds', '?')}×{cfg.get('cv_repeats', '?')} folds"
+    size = f"{cfg.get('resolution', '?')} px"
+    return f"{cfg.get('init', '?')} · {recipe} · {folds} · {epochs} ep · {size}"
 
 
 def _summary(folder: RunFolder) -> dict | None:

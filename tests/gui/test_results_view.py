@@ -49,11 +49,16 @@ def test_newest_run_selected_with_its_results(window, qtbot, studio_home):
     assert counts["calibration"] == 2
     assert d.baselines.rowCount() >= 1  # the image model's row, baselines when the table exists
     # Settings is not cut off: the whole text fits in the table at 1280 px
-    item = view.table.topLevelItem(0)
     col = view.table.columnCount() - 1
     assert view.table.headerItem().text(col) == "Settings"
-    needed = view.table.fontMetrics().horizontalAdvance(item.text(col))
-    assert view.table.columnWidth(col) >= needed, (view.table.columnWidth(col), needed)
+    for i in range(view.table.topLevelItemCount()):
+        item = view.table.topLevelItem(i)
+        text = item.text(col)  # from config.json: these copies have no event stream
+        assert text.startswith("random · ") and text.endswith("64 px"), text
+        assert "3×2 folds" in text and "random init" in item.toolTip(col)
+        needed = view.table.fontMetrics().horizontalAdvance(text) + 12  # cell padding
+        assert view.table.columnWidth(col) >= needed, (view.table.columnWidth(col), needed)
+    assert "random init · full" in d.headline.text()  # the whole description
 
 
 def test_two_runs_compared_by_bpd_compare(window, qtbot, studio_home):
