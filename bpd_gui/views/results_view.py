@@ -139,7 +139,9 @@ class RunDetails(QWidget):
         cbox = QVBoxLayout(compare)
         cbox.setContentsMargins(0, 0, 0, 0)
         cbox.addWidget(self.compare_note)
-        cbox.addWidget(self.compare, 1)
+        self.compare.horizontalHeader().setStretchLastSection(False)
+        cbox.addWidget(self.compare)
+        cbox.addStretch(1)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("results_tabs")
         self.tabs.addTab(summary, "Metrics and baselines")
@@ -215,6 +217,13 @@ class RunDetails(QWidget):
                 _cell(_num(t["mean_b"])), _cell(_num(diff)), _cell(str(len(t["keys"]))),
                 _cell(str(t["a_better"])), _cell(_p(t["wilcoxon"]["p_value"])),
             ])  # fmt: skip
+        t = result.get("folds_corrected_t")
+        if t:  # folds share training patients: the fold-level Wilcoxon alone is optimistic
+            rows.append([
+                _cell("Corrected resampled t, fold AUROC", False), _cell(""), _cell(""),
+                _cell(_num(t["mean_difference"])), _cell(str(t["n_folds"])), _cell(""),
+                _cell(_p(t["p_value"])),
+            ])  # fmt: skip
         d = result["delong"]
         rows.append([
             _cell("DeLong, pooled out-of-fold AUROC", False), _cell(_num(d["auc_a"])),
@@ -222,6 +231,7 @@ class RunDetails(QWidget):
             _cell(_p(d["p_value"])),
         ])  # fmt: skip
         _fill(self.compare, rows)
+        _fit_height(self.compare)
         self.compare_note.setText(
             f"A = <b>{a}</b>, B = <b>{b}</b>: {result['n_patients']} infants "
             f"({result['n_positive']} positive) on the same folds. AUROC difference A − B "
@@ -430,8 +440,9 @@ class ResultsView(QWidget):
         self._cache[key] = results
         if self._loading == key[0]:
             self._loading = None
-        if self.selected_run() is not None and str(self.selected_run()) == key[0]:
-            self.details.show_results(results, settings)
+        run = self.selected_run()
+        if run is not None and not self.federated.isVisible():
+            self.show_details(run)  # this run's, or the one selected meanwhile
 
     def _on_read_failed(self, key: tuple[str, int], message: str) -> None:
         if self._loading == key[0]:
