@@ -78,6 +78,8 @@ def _render(app: QApplication, window: MainWindow, out: Path, train_timeout_s: f
     _render_crop_tool(app, window, out)
 
     run = _finished_or_tiny_run(app, window, train_timeout_s)
+    if run is not None:
+        _render_live_run(app, window, out, train_timeout_s)
     train = window.pages["train"]
     if run is not None:
         job = window.queue.open_run(run)
@@ -92,6 +94,8 @@ def _render(app: QApplication, window: MainWindow, out: Path, train_timeout_s: f
         path = out / f"{name}.png"
         window.grab().save(str(path))
         log.info("wrote %s", path)
+        if run is not None and name == "results":
+            _results_plots(app, window, out)
     return 0
 
 
@@ -133,12 +137,57 @@ def _prepare_predict(app: QApplication, window: MainWindow, run: Path) -> None:
     wait_for(app, lambda: False, 0.3)
 
 
+def _render_live_run(app: QApplication, window: MainWindow, out: Path, timeout_s: float) -> None:
+    """train-live.png: a tiny run (probe, then fine-tuning) caught while it trains, with
+    three fine-tuning epochs of its first fold plotted; then it is stopped."""
+    train = window.pages["train"]
+    try:
+        run_config = train.build_run_config()
+    except ValueError as exc:
+        log.warning("no live run for the screenshots: %s", exc)
+        return
+    live = dict(TINY_RUN, epochs=8, cv_folds=3, resolution=32)  # quick on a loaded CPU
+    run_config = run_config.replace(train=run_config.train.replace(**live))
+    job = window.queue.enqueue_train(run_config, new_run_dir(paths.runs_dir(), "live"))
+    train.runs.select_job(job)
+    window.show_page("train")
+
+    def far_enough() -> bool:  # three fine-tuning epochs after the probe
+        fold = job.progress.folds.get(job.progress.current_fold or "")
+        tuned = [r for r in fold.epochs.values() if r.phase != "probe"] if fold else []
+        return len(tuned) >= 3 or not job.is_active
+
+    wait_for(app, far_enough, timeout_s)
+    wait_for(app, lambda: False, 0.6)  # a redraw of the plots
+    window.grab().save(str(out / "train-live.png"))
+    log.info("wrote %s", out / "train-live.png")
+    job.cancel()
+    wait_for(app, lambda: not job.is_active, 60)
+
+
+def _prepare_results(app: QApplication, window: MainWindow, run: Path) -> None:
+    """The finished run selected (not the stopped live one) with its results read."""
+    results = window.pages["results"]
+    results.select_run(run)
+    wait_for(app, lambda: results.details.results is not None and not results.is_loading(), 120)
+
+
+def _results_plots(app: QApplication, window: MainWindow, out: Path) -> None:
+    """results-plots.png: the selected run's ROC, precision-recall and calibration."""
+    tabs = window.pages["results"].details.tabs
+    tabs.setCurrentIndex(1)
+    wait_for(app, lambda: False, 0.4)
+    window.grab().save(str(out / "results-plots.png"))
+    tabs.setCurrentIndex(0)
+
+
 def _prepare_settings(app: QApplication, window: MainWindow, run: Path) -> None:
     weights = window.pages["settings"].weights
     wait_for(app, lambda: weights.status.rows is not None, 120)
 
 
-PREPARE = {"review": _prepare_review, "predict": _prepare_predict, "settings": _prepare_settings}
+PREPARE = {"review": _prepare_review, "predict": _prepare_predict, "settings": _prepare_settings,
+           "results": _prepare_results}  # fmt: skip
 
 
 def _render_crop_tool(app: QApplication, window: MainWindow, out: Path) -> None:
