@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from bpd_gui.jobs.job_queue import JobQueue
 from bpd_gui.jobs.run_progress import describe_config
@@ -437,6 +438,8 @@ class ResultsView(QWidget):
         QThreadPool.globalInstance().start(worker)
 
     def _on_read(self, key: tuple[str, int], results: RunResults, settings: str) -> None:
+        if not isValid(self.table):  # the window closed while the read ran
+            return
         self._cache[key] = results
         if self._loading == key[0]:
             self._loading = None
@@ -445,6 +448,8 @@ class ResultsView(QWidget):
             self.show_details(run)  # this run's, or the one selected meanwhile
 
     def _on_read_failed(self, key: tuple[str, int], message: str) -> None:
+        if not isValid(self.table):
+            return
         if self._loading == key[0]:
             self._loading = None
         if self.selected_run() is not None and str(self.selected_run()) == key[0]:
