@@ -3,14 +3,15 @@
 Device "auto": CUDA, then Apple MPS, then CPU. Precision "auto": on CUDA bf16 where the
 GPU supports it, else fp16 with a GradScaler; on a CPU with native bfloat16
 (AVX512-BF16 / AMX) bf16 autocast with channels_last; fp32 otherwise (and on MPS).
-fp32 on a CPU runs channels_last too when FP32_CHANNELS_LAST says it pays (measured:
-docs/benchmarks.md). `Runtime.path` says in one line which path runs and why.
+fp32 on a CPU runs channels_last too where it pays: AVX2-only CPUs (fp32_channels_last;
+measured: docs/benchmarks.md). `Runtime.path` says in one line which path runs and why.
 On a CPU, freed memory stays in the process (core.training.allocator).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -40,10 +41,21 @@ def cpu_isa() -> str:
         return "unknown"
 
 
-# fp32 on a CPU with channels_last (and the fast path's 1x1-as-GEMM that goes with it)?
-# No: in-process A/B of the real training step (benchmarks/bench_channels_last.py) on an
-# AVX-512 CPU without bf16, 128 px batch 16: 0.75x (60.6 vs 45.3 s/step, machine busy).
-FP32_CHANNELS_LAST = False
+def fp32_channels_last() -> bool:
+    """channels_last (and the fast path's 1x1-as-GEMM that goes with it) for fp32 on this
+    CPU? Only where oneDNN is limited to AVX2. In-process A/B of the real training step
+    (benchmarks/bench_channels_last.py, 128 px batch 16, 2 threads): with
+    ONEDNN_MAX_CPU_ISA=AVX2 2.57x faster (4.79 vs 12.30 s/step); with AVX-512 0.98x
+    and 0.75x (no gain), so NCHW there."""
+    return kernel_isa() == "AVX2"
+
+
+def kernel_isa() -> str:
+    """The vector ISA the convolutions run with: oneDNN's limit ONEDNN_MAX_CPU_ISA=AVX2
+    (how an AVX2-only CPU is emulated on a newer one) or else the CPU's."""
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper().startswith("AVX2"):
+        return "AVX2"
+    return cpu_isa().upper()
 
 
 @dataclass(frozen=True)
@@ -94,7 +106,7 @@ def resolve_runtime(cfg: TrainConfig) -> Runtime:
         torch.set_num_threads(cfg.num_threads)
     cpu = device.type == "cpu"
     channels_last = device.type == "cuda" or (
-        cpu and (precision == "bf16" or (precision == "fp32" and FP32_CHANNELS_LAST))
+        cpu and (precision == "bf16" or (precision == "fp32" and fp32_channels_last()))
     )
     keeps_freed = cpu and keep_freed_memory()
     return Runtime(device, precision, channels_last, keeps_freed, why)
@@ -111,7 +123,7 @@ def _auto_precision(device: torch.device) -> tuple[str, str]:
         features = cpu_bf16_features()
         if features:
             return "bf16", f"this CPU has {features[0]}"
-        return "fp32", f"this CPU ({cpu_isa()}) has no bf16 (no AVX512-BF16/AMX)"
+        return "fp32", f"this CPU ({kernel_isa()}) has no bf16 (no AVX512-BF16/AMX)"
     return "fp32", f"{device.type} trains in fp32"
 
 
