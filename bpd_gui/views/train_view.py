@@ -60,7 +60,7 @@ class TrainView(QWidget):
         self.env_process.finished.connect(self._on_env)
         self.weights = shared_status()
         self.weights.changed.connect(self._show_init_status)
-        self.weights.failed.connect(lambda _m: self._show_init_status())
+        self.weights.failed.connect(self._show_init_status)  # a bound slot: dropped with the page
         self.bench = BenchRunner(self)
         self._speed: dict[tuple, float] = {}  # (resolution, batch, device) -> images/s
         self._bench_info: dict[tuple, dict] = {}  # the same key -> path, workers
@@ -204,7 +204,7 @@ class TrainView(QWidget):
             f"Suggested preset: <b>{suggested}</b>."
         )
 
-    def _show_init_status(self) -> None:
+    def _show_init_status(self, *_: Any) -> None:
         init = self.form.init.currentText()
         if init not in INIT_NAMES:
             self.form.set_init_status("built in", True, "random: no weights file needed")
