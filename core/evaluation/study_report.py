@@ -100,7 +100,8 @@ def _table_section(arms, runs, best) -> str:
     for arm in arms:
         run = runs.get(arm.name)
         if run is None:
-            status = arm.status + (f": {arm.note}" if arm.note else "")
+            note = f": {arm.note}" if arm.note else ""
+            status = arm.status + (" (why: above)" if arm.status == "skipped" and note else note)
             rows.append([e(arm.name), e(arm.title), "–", "–", "–", "–", "–", e(status)])
             continue
         stats = _stats(run)

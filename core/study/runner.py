@@ -93,7 +93,7 @@ def run_study(
         if arm.init not in missing:
             missing[arm.init] = weights_problem(arm.init)
         if missing[arm.init]:
-            reason = f"pretrained weights for '{arm.init}' are missing: {missing[arm.init]}"
+            reason = str(missing[arm.init])  # names the file, where it goes, how to import it
             study.set_skipped(arm.name, reason)
             outcomes.append(ArmOutcome(arm.name, "skipped", f"{where}: SKIPPED, {reason}"))
             say(outcomes[-1].message)

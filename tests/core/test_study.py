@@ -55,7 +55,7 @@ def test_a_killed_study_resumes_to_the_same_table(tmp_path, studio_home, offline
     out = capsys.readouterr()
     uninterrupted = _table(out.out)
     assert f"study report: {whole / 'report.html'}" in out.out
-    assert "SKIPPED, pretrained weights for 'imagenet' are missing" in out.err
+    assert "SKIPPED, pretrained weights for init 'imagenet' are not on this machine" in out.err
 
     study = StudyFolder.existing(whole)
     assert [study.arm_status(a) for a in TRAINED] == ["finished", "finished"]
