@@ -87,7 +87,7 @@ class Predictor:
         if isinstance(self.models, FoldModels):
             self.models.keep_loaded()
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: a model loaded lazily here must stay usable for Grad-CAM
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """x [B, 1, R, R] in [-1024, 1024] -> [B] mean probability over the models."""
         probs = [torch.sigmoid(m(x).float()) for _, m in self.models]
