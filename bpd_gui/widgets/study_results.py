@@ -86,9 +86,12 @@ class StudyResults(QWidget):
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
+        # the long arm description would push the numbers off screen: narrow, full in tooltip
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Interactive)
+        self.table.setColumnWidth(1, 160)
         self.forest = pg.PlotWidget()
-        self.forest.setTitle("Mean fold AUROC with 95% CI (corrected resampled t)", size="10pt")
-        self.forest.setLabel("bottom", "AUROC")
+        self.forest.setTitle("Fold AUROC, 95% CI", size="10pt")
+        self.forest.setLabel("bottom", "AUROC (CI: corrected resampled t)")
         self.forest.setMouseEnabled(x=False, y=False)
         self.forest.showGrid(x=True, y=False, alpha=0.25)
         row = QHBoxLayout()
@@ -97,7 +100,7 @@ class StudyResults(QWidget):
         split = QSplitter(Qt.Horizontal)
         split.addWidget(self.table)
         split.addWidget(self.forest)
-        split.setSizes([600, 400])
+        split.setSizes([720, 330])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row)
@@ -144,8 +147,9 @@ class StudyResults(QWidget):
                 item = QTableWidgetItem(text)
                 if c >= 3:
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-                if r["note"]:
-                    item.setToolTip(r["note"])
+                tip = r["note"] or (text if c == 1 else "")
+                if tip:
+                    item.setToolTip(tip)
                 self.table.setItem(i, c, item)
         self._draw_forest()
 
