@@ -23,21 +23,12 @@ from core.evaluation.report_plots import (
     roc_section,
 )
 from core.evaluation.run_data import RunData, load_run
-from core.scoring.metrics import METRIC_NAMES, binary_metrics, summarize_folds
+from core.scoring.metrics import METRIC_NAMES, METRIC_TITLES, binary_metrics, summarize_folds
 
 NOTICE = (
     "Research use only. Not a medical device: these numbers describe a cross-validated "
     "research model on this cohort and must not guide the care of an individual infant."
 )
-METRIC_TITLES = {
-    "auroc": "AUROC",
-    "balanced_accuracy": "Balanced accuracy",
-    "f1": "F1",
-    "sensitivity": "Sensitivity",
-    "specificity": "Specificity",
-    "precision": "Precision (PPV)",
-    "npv": "NPV",
-}
 # Works from a phone-sized 760 px window up: wide tables scroll inside their own box
 # (div.scroll), plots shrink to the page width, figures wrap.
 CSS = """

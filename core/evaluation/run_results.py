@@ -17,17 +17,8 @@ import numpy as np
 
 from core.evaluation.run_data import RunData, load_run
 from core.evaluation.statistics import bootstrap_auroc_ci
-from core.scoring.metrics import METRIC_NAMES, summarize_folds
+from core.scoring.metrics import METRIC_NAMES, METRIC_TITLES, summarize_folds
 
-METRIC_TITLES = {
-    "auroc": "AUROC",
-    "balanced_accuracy": "Balanced accuracy",
-    "f1": "F1",
-    "sensitivity": "Sensitivity",
-    "specificity": "Specificity",
-    "precision": "Precision (PPV)",
-    "npv": "NPV",
-}
 N_BOOT = 2000
 
 

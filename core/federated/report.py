@@ -18,8 +18,7 @@ from core.evaluation.report_html import e, mean_sd, num, table
 from core.federated.record import CELL_METRICS, FederatedResults, read_federated
 from core.federated.results import ALL
 from core.runs.folder import RunFolder
-
-METRIC_TITLES = {"auroc": "AUROC", "balanced_accuracy": "Balanced accuracy", "f1": "F1"}
+from core.scoring.metrics import METRIC_TITLES
 
 
 def write_federated_report(run_dir: str | Path, html_path: str | Path | None = None) -> Path:

@@ -15,6 +15,16 @@ METRIC_NAMES = (
     "precision",
     "npv",
 )
+# how reports and the app name each metric
+METRIC_TITLES = {
+    "auroc": "AUROC",
+    "balanced_accuracy": "Balanced accuracy",
+    "f1": "F1",
+    "sensitivity": "Sensitivity",
+    "specificity": "Specificity",
+    "precision": "Precision (PPV)",
+    "npv": "NPV",
+}
 
 
 def _ratio(num: float, den: float) -> float:
