@@ -15,23 +15,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.cli.train_options import FLAG_FIELDS
 from core.errors import Cancelled, InputError
 from core.study.config import STRATEGIES
 from core.training.config import CV_SCHEMES, INITS, PRESETS
 
-# flag -> TrainConfig field of the recipe every arm shares
+# flag -> TrainConfig field of the recipe every arm shares: bpd train's, less what the arms
+# vary (init, strategy) and the threshold (the study scores at the recipe's own)
 RECIPE_FLAGS = {
-    "folds": "cv_folds",
-    "repeats": "cv_repeats",
-    "epochs": "epochs",
-    "probe_epochs": "probe_epochs",
-    "resolution": "resolution",
-    "batch_size": "batch_size",
-    "device": "device",
-    "precision": "precision",
-    "seed": "seed",
-    "cv_scheme": "cv_scheme",
-    "probe_augment": "probe_augment",
+    flag: field
+    for flag, field in FLAG_FIELDS.items()
+    if flag not in ("init", "strategy", "threshold_method")
 }
 
 
