@@ -92,14 +92,17 @@ def test_two_workers_give_the_results_and_events_of_one(tmp_path):
 def test_cancel_stops_every_worker_and_the_run_resumes(tmp_path):
     torch.set_num_threads(1)
     data = demo_subset(tmp_path, 8, 32)
-    cfg = _tiny_cfg().replace(epochs=3)
+    # enough epochs that both workers are still training when the cancel arrives on an idle
+    # machine (batch events are throttled, so a cancel waiting for one could come too late)
+    cfg = _tiny_cfg().replace(epochs=12)
     cancel = CancelToken()
     started: set[str] = set()
 
     def on_event(event):
         if event.type == "fold_started":
             started.add(event.fold_id)
-        if len(started) == 2 and event.type == "batch" and not cancel.cancelled:
+        in_training = event.type in ("epoch_started", "batch", "epoch_finished")
+        if len(started) == 2 and in_training and not cancel.cancelled:
             threading.Timer(0.0, cancel.cancel, ("stopped by the test",)).start()
 
     with pytest.raises(Cancelled):
