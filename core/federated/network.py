@@ -21,11 +21,9 @@ from core.cohort.source import CohortSource
 from core.errors import InputError, RunError
 from core.federated import require_flwr
 from core.federated.deployment import OUT_ENV, FlowerProcesses, node_config
-from core.federated.results import arms_from_scores, comparison_table
+from core.federated.results import arms_from_scores, write_federated_summary
 from core.federated.site import check_site_name, site_config
 from core.runs.folder import RunFolder, now_iso, package_versions
-from core.runs.summary import _clean_tree
-from core.scoring.metrics import summarize_folds
 from core.training.config import TrainConfig
 
 Say = Callable[[str], None]
@@ -142,28 +140,8 @@ def _serve(run, cfg, certs, keys, host, port, loso, mu, wait_s, say) -> dict[str
     sites = record["sites"]
     n_folds = min(int(c["n-folds"]) for c in sites.values())
     arms = arms_from_scores(record["scores"], n_folds)
-    fed_folds = [m for s in sites for m in arms["federated"].get(s, [])]
-    summary: dict[str, Any] = dict(summarize_folds(fed_folds))
-    summary.update(
-        {
-            "pooled_auroc": None,  # the server never sees predictions
-            "n_patients": sum(int(c["n-patients"]) for c in sites.values()),
-            "n_positive": sum(int(c["n-positive"]) for c in sites.values()),
-            "n_folds": len(fed_folds),
-            "federated": {
-                "table": comparison_table(arms, sites),
-                "strategy": record.get("strategy"),
-                "proximal_mu": record.get("proximal_mu"),
-                "rounds": len(record.get("rounds", [])),
-                "folds_per_site": n_folds,
-                "sites": sites,
-                "seconds": record.get("seconds"),
-            },
-        }
-    )
-    summary = _clean_tree(summary)
-    run.write_summary(summary)
-    return summary
+    # the server never sees predictions
+    return write_federated_summary(run, record, arms, n_folds, pooled_auroc=None)
 
 
 def _read(run: RunFolder) -> dict[str, Any]:

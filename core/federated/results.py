@@ -77,3 +77,37 @@ def _fmt(m: dict[str, Any]) -> str:
         return "undefined"
     sd = f" ± {m['sd']:.3f}" if m.get("sd") is not None else ""
     return f"{m['mean']:.3f}{sd}"
+
+
+def write_federated_summary(
+    run: Any,
+    record: dict[str, Any],
+    arms: dict[str, Any],
+    n_folds: int,
+    pooled_auroc: float | None,
+) -> dict[str, Any]:
+    """summary.json of a federated run (simulated or served): the federated arm's fold metrics
+    and the per-site comparison table; `pooled_auroc` None where the server saw no predictions."""
+    sites = record["sites"]
+    fed_folds = [m for site in sites for m in arms["federated"].get(site, [])]
+    summary: dict[str, Any] = dict(summarize_folds(fed_folds))
+    summary.update(
+        {
+            "pooled_auroc": pooled_auroc,
+            "n_patients": sum(int(c["n-patients"]) for c in sites.values()),
+            "n_positive": sum(int(c["n-positive"]) for c in sites.values()),
+            "n_folds": len(fed_folds),
+            "federated": {
+                "table": comparison_table(arms, sites),
+                "strategy": record.get("strategy"),
+                "proximal_mu": record.get("proximal_mu"),
+                "rounds": len(record.get("rounds", [])),
+                "folds_per_site": n_folds,
+                "sites": sites,
+                "seconds": record.get("seconds"),
+            },
+        }
+    )
+    summary = _clean_tree(summary)
+    run.write_summary(summary)
+    return summary

@@ -22,11 +22,10 @@ import numpy as np
 from core.cohort.source import CohortSource
 from core.errors import InputError, RunError
 from core.federated import require_flwr
-from core.federated.results import arms_from_scores, comparison_table
+from core.federated.results import arms_from_scores, write_federated_summary
 from core.federated.site import check_site_name, site_config
 from core.runs.folder import RunFolder, now_iso, package_versions
-from core.runs.summary import _clean_tree
-from core.scoring.metrics import auroc, summarize_folds
+from core.scoring.metrics import auroc
 from core.training.config import TrainConfig
 
 Say = Callable[[str], None]
@@ -141,33 +140,12 @@ def _run(run, sources, prepared, cfg, loso, compare, mu, threads, say) -> dict[s
         arms["local"] = local_only(run, data, local_cfg, runtime, say)
     if "pooled" in compare:
         arms["pooled"] = pooled(run, data, local_cfg, runtime, say)
-    table = comparison_table(arms, sites)
     rows = _federated_predictions(run, list(sites), n_folds)
     run.write_predictions(rows, ["patient_id", "label", "prob", "n_repeats", "prob_r0"])
-    fed_folds = [m for site in sites for m in arms["federated"].get(site, [])]
     labels = np.array([int(r["label"]) for r in rows])
     probs = np.array([float(r["prob"]) for r in rows])
-    summary: dict[str, Any] = dict(summarize_folds(fed_folds))
-    summary.update(
-        {
-            "pooled_auroc": auroc(labels, probs) if len(rows) else None,
-            "n_patients": int(sum(int(c["n-patients"]) for c in sites.values())),
-            "n_positive": int(sum(int(c["n-positive"]) for c in sites.values())),
-            "n_folds": len(fed_folds),
-            "federated": {
-                "table": table,
-                "strategy": record.get("strategy"),
-                "proximal_mu": record.get("proximal_mu"),
-                "rounds": len(record.get("rounds", [])),
-                "folds_per_site": n_folds,
-                "sites": sites,
-                "seconds": record.get("seconds"),
-            },
-        }
-    )
-    summary = _clean_tree(summary)
-    run.write_summary(summary)
-    return summary
+    pooled_auroc = auroc(labels, probs) if len(rows) else None
+    return write_federated_summary(run, record, arms, n_folds, pooled_auroc)
 
 
 class _RoundWatcher:
