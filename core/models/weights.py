@@ -23,12 +23,12 @@ from urllib.parse import urlparse
 from urllib.request import getproxies
 
 import torch
-import torchvision
 from torch import nn
 
 from core import paths
 from core.atomic import atomic_write
 from core.errors import InputError, WeightsMissingError
+from core.models.resnet import resnet50
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,10 @@ def weights_source(init: str) -> WeightsSource:
         # Same file name rule as xrv.models.get_weights: the URL's basename.
         return WeightsSource("xrv", os.path.basename(url), "xrv", url)
     if init == "imagenet":
+        # torchvision only here, where its file is wanted: importing it costs seconds
+        # (torch._dynamo), which loading a trained model must not pay
+        import torchvision
+
         url = torchvision.models.ResNet50_Weights.IMAGENET1K_V2.url
         file_name = os.path.basename(urlparse(url).path)
         prefix = file_name.rsplit("-", 1)[-1].split(".")[0]
@@ -83,12 +87,13 @@ def weights_source(init: str) -> WeightsSource:
 
 
 def build_resnet(init: str) -> nn.Module:
-    """The exact architecture the init's weights file was saved from (classifier included)."""
+    """The exact architecture the init's weights file was saved from (classifier included):
+    torchvision's ResNet-50 as core.models.resnet builds it, same state_dict keys."""
     if init == "imagenet":
-        return torchvision.models.resnet50(weights=None)
+        return resnet50()
     if init in ("xrv", "random"):
         # As torchxrayvision's ResNet: 18 pathologies, single-channel stem.
-        model = torchvision.models.resnet50(weights=None, num_classes=XRV_NUM_CLASSES)
+        model = resnet50(num_classes=XRV_NUM_CLASSES)
         model.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
         return model
     raise InputError(f"unknown init {init!r}; choose xrv, imagenet or random")

@@ -26,9 +26,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.resnet import Bottleneck
 
 from core.models.model import BPDModel
+from core.models.resnet import Bottleneck
 from core.training.conv3x3_gemm import conv3x3, wants_gemm_backward
 
 BLOCKS = ("layer1", "layer2", "layer3", "layer4")
