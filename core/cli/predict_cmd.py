@@ -27,8 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "with an empty prob and its `problem`; 2 bad input, nothing written.",
     )
     p.add_argument("model", metavar="RUN_DIR|MODEL_DIR", help="run folder or exported model")
-    p.add_argument("inputs", nargs="+", metavar="TABLE|IMAGE", help="one table or image files")
-    p.add_argument("--out", required=True, help="CSV, one row per image (written atomically)")
+    p.add_argument("inputs", nargs="*", metavar="TABLE|IMAGE", help="one table or image files")
+    p.add_argument("--out", help="CSV, one row per image (written atomically); required "
+                   "unless --serve")  # fmt: skip
+    p.add_argument("--serve", action="store_true",
+                   help="keep the model(s) loaded and predict one request per line on "
+                   "stdin (JSON: inputs, out and the options below by name), answering "
+                   "in JSON lines on stdout; ends at the end of stdin (the app's Predict "
+                   "page). See core/cli/predict_serve.py")  # fmt: skip
     p.add_argument("--cam", metavar="DIR", help="also write Grad-CAM overlays (PNG) and maps "
                    "(.npy) here; for an ensemble the mean of the fold models' maps")  # fmt: skip
     p.add_argument("--opacity", type=float, default=0.4, help="heat map opacity (default 0.4)")
@@ -92,37 +98,18 @@ def _check_opacity(value: float) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from core.errors import InputError
-    from core.outputs import check_output_file
-    from core.predict.inputs import read_inputs
     from core.predict.models import load_predictor
-    from core.predict.predict import predict, write_results
 
-    _check_opacity(args.opacity)
-    if args.positive and not args.outcome:
-        raise InputError("--positive needs --outcome (the column holding the outcome)")
-    # before anything slow: never over an input, never over a file without --force
-    check_output_file(args.out, inputs=args.inputs, input_dirs=[args.model], force=args.force)
+    if args.serve:
+        from core.cli.predict_serve import serve
+
+        return serve(args)
+    check_request(args)
     predictor = load_predictor(args.model)
-    inputs = read_inputs(args.inputs, _table_reading(args), recorded=predictor.columns)
-    _check_outputs(args, inputs)
-    print(f"model: {predictor.description}; threshold {predictor.threshold:.3f}; "
-          f"{len(inputs.images)} image(s)", file=sys.stderr)  # fmt: skip
     bar = None if args.quiet else _bar("predicting")
-    crops = _crops(args)
-    result = predict(
-        predictor,
-        inputs,
-        cam_dir=args.cam,
-        opacity=args.opacity,
-        cam_scale=args.cam_scale,
-        on_progress=bar.update if bar else None,
-        crops=crops,
-    )
+    result, written = predict_request(args, predictor, on_progress=bar.update if bar else None)
     if bar:
         bar.close()
-    _warn_uncropped(predictor, inputs, crops)
-    written = write_results(result, args.out)
     for kind, path in written.items():
         print(f"{kind}: {path}")
     if result.metrics:
@@ -131,6 +118,50 @@ def run_predict(args: argparse.Namespace) -> int:
         _print_problems(result.problems, written["images"])
         return PARTIAL_EXIT
     return 0
+
+
+def check_request(args: argparse.Namespace) -> None:
+    """What can be refused before any model loads: options, and an output file that is
+    an input or exists (without --force)."""
+    from core.errors import InputError
+    from core.outputs import check_output_file
+
+    _check_opacity(args.opacity)
+    if not args.inputs:
+        raise InputError("give a table or at least one image file")
+    if not args.out:
+        raise InputError("--out FILE is required: the CSV to write, one row per image")
+    if args.positive and not args.outcome:
+        raise InputError("--positive needs --outcome (the column holding the outcome)")
+    # before anything slow: never over an input, never over a file without --force
+    check_output_file(args.out, inputs=args.inputs, input_dirs=[args.model], force=args.force)
+
+
+def predict_request(args: argparse.Namespace, predictor, on_progress=None):
+    """Read the inputs, check every output path, predict and write the files: one `bpd
+    predict` (or one --serve request) with `predictor` already loaded. Returns
+    (PredictionResult, {kind: path written})."""
+    from core.predict.inputs import is_table, read_inputs
+    from core.predict.predict import predict, write_results
+
+    # a table's reading options only for a table: they pull in pandas, images need none
+    reading = _table_reading(args) if len(args.inputs) == 1 and is_table(args.inputs[0]) else None
+    inputs = read_inputs(args.inputs, reading, recorded=predictor.columns)
+    _check_outputs(args, inputs)
+    print(f"model: {predictor.description}; threshold {predictor.threshold:.3f}; "
+          f"{len(inputs.images)} image(s)", file=sys.stderr)  # fmt: skip
+    crops = _crops(args)
+    result = predict(
+        predictor,
+        inputs,
+        cam_dir=args.cam,
+        opacity=args.opacity,
+        cam_scale=args.cam_scale,
+        on_progress=on_progress,
+        crops=crops,
+    )
+    _warn_uncropped(predictor, inputs, crops)
+    return result, write_results(result, args.out)
 
 
 def _crops(args: argparse.Namespace):

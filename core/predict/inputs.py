@@ -12,9 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from core.cohort.source import CohortSource
 from core.errors import InputError
+
+if TYPE_CHECKING:  # the cohort reader (pandas) loads only when a table is read
+    from core.cohort.source import CohortSource
 
 TABLE_SUFFIXES = {".csv", ".tsv", ".txt", ".xlsx", ".xlsm"}
 PLACEHOLDER_COLUMN = "__bpd_prediction__"
@@ -75,6 +78,8 @@ def read_inputs(
     if not paths:
         raise InputError("give a table or at least one image file")
     if len(paths) == 1 and is_table(paths[0]):
+        from core.cohort.source import CohortSource
+
         table = str(paths[0])
         source = source.replace(table=table) if source else CohortSource(table)
         return read_prediction_table(source, recorded=recorded)
