@@ -1,9 +1,9 @@
 """The one place that knows how a job process is started, stopped and recognised.
 
-Jobs run as detached child processes (`python -m core.cli.main ...`), with stdout and
-stderr sent to log files, so that the app can quit while a run goes on and reattach
-later by the pid the run records in its state (core.runs.folder.RunFolder). A frozen
-app swaps `base_command()` for its own executable in worker mode.
+Jobs run as detached child processes (`python -m core.cli.main ...`, or the frozen
+app's own executable in CLI mode: `bpd-studio --cli ...`), with stdout and stderr sent
+to log files, so that the app can quit while a run goes on and reattach later by the pid
+the run records in its state (core.runs.folder.RunFolder).
 """
 
 from __future__ import annotations
@@ -19,11 +19,14 @@ from PySide6.QtCore import QProcessEnvironment
 from core import paths
 from core.errors import InputError
 from core.runs.folder import RunFolder
+from core.selftest import child_environment, cli_command
 
 
 def base_command() -> list[str]:
-    """Program + leading arguments that run the `bpd` command line."""
-    return [sys.executable, "-m", "core.cli.main"]
+    """Program + leading arguments that run the `bpd` command line: the frozen app's
+    executable with --cli (bpd_gui.launcher), else this interpreter with -m. One owner,
+    core.selftest.cli_command, so `bpd-studio --self-test` starts its child as jobs start."""
+    return cli_command()
 
 
 def repo_root() -> Path:
@@ -67,21 +70,16 @@ def bench_arguments(resolution: int, batch_size: int, steps: int) -> list[str]:
 
 
 def job_environment() -> QProcessEnvironment:
-    env = QProcessEnvironment.systemEnvironment()
-    root = str(repo_root())
-    old = env.value("PYTHONPATH", "")
-    env.insert("PYTHONPATH", root + (os.pathsep + old if old else ""))
-    env.insert("PYTHONUNBUFFERED", "1")
+    env = QProcessEnvironment()
+    for key, value in job_environment_dict().items():
+        env.insert(key, value)
     return env
 
 
 def job_environment_dict() -> dict[str, str]:
-    env = dict(os.environ)
-    root = str(repo_root())
-    old = env.get("PYTHONPATH", "")
-    env["PYTHONPATH"] = root + (os.pathsep + old if old else "")
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    """This process's environment, with `core` importable from source and the frozen
+    executable started as an instance of its own (core.selftest.child_environment)."""
+    return child_environment()
 
 
 def start_detached(arguments: list[str], run_dir: Path) -> subprocess.Popen:

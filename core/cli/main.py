@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "core.cli.predict_cmd",
     "core.cli.federate_cmd",
     "core.cli.env_cmd",
+    "core.cli.selftest_cmd",
 )
 
 
@@ -46,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
+
+
+def command_names() -> tuple[str, ...]:
+    """Every subcommand of `bpd` (aliases included): bpd-studio routes `bpd-studio
+    COMMAND ...` to the command line by them (bpd_gui.launcher)."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return tuple(sub.choices)
 
 
 def main(argv: list[str] | None = None) -> int:

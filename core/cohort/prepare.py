@@ -103,8 +103,9 @@ def _decode_chunk(items, cfg, cache_root, crops=None):
     return [_decode_one(i, p, cfg, cache_root, crops) for i, p in items]
 
 
-def _pool_context():
-    # fork would copy a parent that may hold torch threads; forkserver is safe and fast.
+def pool_context():
+    """The decoding pool's start method. fork would copy a parent that may hold torch
+    threads; forkserver is safe and fast."""
     if sys.platform.startswith("linux"):
         return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context("spawn")
@@ -205,7 +206,7 @@ def _decode_all(misses, cfg, cache_root: Path, workers: int | None, crops=None):
     chunks = [misses[k : k + CHUNK] for k in range(0, len(misses), CHUNK)]
     finished: set[int] = set()
     try:
-        with ProcessPoolExecutor(n_workers, mp_context=_pool_context()) as pool:
+        with ProcessPoolExecutor(n_workers, mp_context=pool_context()) as pool:
             futures = [pool.submit(_decode_chunk, c, cfg, str(cache_root), crops) for c in chunks]
             try:
                 for fut in futures:
@@ -224,7 +225,11 @@ def _decode_all(misses, cfg, cache_root: Path, workers: int | None, crops=None):
 
 
 def _main_is_importable() -> bool:
-    """Worker processes re-import __main__ from its file; a script read from stdin has none."""
+    """Worker processes re-import __main__ from its file; a script read from stdin has none.
+    A frozen app's __main__ has no file on disk, but its children re-run the executable,
+    whose launcher's freeze_support() turns them into workers (bpd_gui.launcher)."""
+    if getattr(sys, "frozen", False):
+        return True
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     return main_file is None or os.path.exists(main_file)
 

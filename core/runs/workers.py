@@ -72,6 +72,13 @@ class _WorkerCancel(CancelToken):
         return self._stop.is_set() or super().cancelled
 
 
+def worker_context():
+    """The start method of fold workers. No fork: a forked torch with threads can
+    deadlock. Frozen, a spawned worker re-runs the executable, whose launcher's
+    freeze_support() turns it into the worker (bpd_gui.launcher)."""
+    return mp.get_context("spawn")
+
+
 def train_folds_in_workers(
     run: RunFolder,
     ctx: FoldContext,
@@ -83,7 +90,7 @@ def train_folds_in_workers(
     """Train `folds` (none finished yet) in `workers` processes with `threads` threads
     each; return when every one is finished. Raises Cancelled when the run was stopped,
     and a worker's own exception when a fold failed (the other folds are stopped)."""
-    spawn = mp.get_context("spawn")  # no fork: a forked torch with threads can deadlock
+    spawn = worker_context()
     tasks, messages, stop = spawn.Queue(), spawn.Queue(), spawn.Event()
     for fold in folds:
         tasks.put((fold, work[fold.fold_id]))
