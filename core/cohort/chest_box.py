@@ -32,6 +32,16 @@ BOTTOM_MARGIN = 0.02
 SIDE_MARGIN = 0.06
 BACKGROUND_LEVEL = 0.85  # background: below 0.85 x the image's Otsu level, touching the edge
 CHEST_ASPECT = 0.9  # height / width of the lung fields, used when only part was found
+# Bump when the method or a constant above changes: a model trained on accepted automatic
+# boxes records it (core.cohort.crop_policy), so a prediction's autobox can be checked
+AUTOBOX_VERSION = 1
+
+
+def parameters() -> dict[str, float | int]:
+    """The method's settings, as a model card records them."""
+    return {"work_size": WORK_SIZE, "min_lung_area": MIN_LUNG_AREA, "top_margin": TOP_MARGIN,
+            "bottom_margin": BOTTOM_MARGIN, "side_margin": SIDE_MARGIN,
+            "background_level": BACKGROUND_LEVEL, "chest_aspect": CHEST_ASPECT}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
     model.pt              state_dict only (loads with torch.load(weights_only=True))
     model.json            the model card: what it is, what it was trained and tested on,
-                          how to feed it, and that it is for research only
+                          how to feed it (preprocessing, and `crops`: whether its
+                          training images were cut to crop boxes, and how), and that
+                          it is for research only
     model.torchscript.pt  the eval model traced for [B, 1, R, R] input, for use without
                           BPD Studio (libtorch, plain PyTorch)
 
@@ -26,6 +28,7 @@ import torch
 
 import core
 from core.atomic import atomic_write_bytes, atomic_write_json
+from core.cohort.crop_policy import crop_policy
 from core.errors import InputError
 from core.models.model import BPDModel
 from core.models.registry import build_model, get_spec
@@ -75,8 +78,9 @@ def export_model(model: BPDModel, out_dir: str | Path, *, card: dict) -> Path:
     `card` holds what the caller knows about the model, by key: init (default: the
     model's own), strategy, cohort ({n_patients, n_positive, n_negative, ...}), metrics
     (cross-validated summary), preprocessing ({resolution, ...}), threshold, outcome,
-    and anything else worth keeping. Intended use, architecture, input description,
-    package versions and file checksums are filled in here.
+    crops (core.cohort.crop_policy.crop_policy of the boxes it trained with; absent:
+    whole images), and anything else worth keeping. Intended use, architecture, input
+    description, package versions and file checksums are filled in here.
     """
     out_dir = Path(out_dir)
     init = card.get("init") or getattr(model, "init", None)
@@ -103,6 +107,7 @@ def export_model(model: BPDModel, out_dir: str | Path, *, card: dict) -> Path:
         "metrics": card.get("metrics"),
         "threshold": float(card.get("threshold", 0.5)),
         "preprocessing": preprocessing,
+        "crops": card.get("crops") or crop_policy(None),
         "intended_use": INTENDED_USE,
         "architecture": {
             "backbone": "resnet50",

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.cohort.crop_policy import crop_policy
 from core.runs.events import FINAL_FOLD_ID
 from core.runs.folder import RunFolder, recorded_columns
 from core.training.config import TrainConfig
@@ -107,6 +108,8 @@ def model_card(
             **{k: summary.get(k) for k in metric_keys if k in summary},
         },
         "preprocessing": config.get("preprocess") or {},
+        # whether it learnt from crop boxes, and how they were made: no boxes, no names
+        "crops": crop_policy(run.crops(config)),
         "threshold": float(threshold),
         "columns": recorded_columns(config),
         "threshold_method": config.get("train", {}).get("threshold_method", "fixed"),

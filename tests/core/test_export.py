@@ -21,6 +21,14 @@ CARD = {
     "metrics": {"auroc": {"mean": 0.91, "sd": 0.04, "n": 5}},
     "preprocessing": {"resolution": 64, "center_crop": None},
     "threshold": 0.42,
+    # trained on automatic chest boxes (core.cohort.crop_policy): the card must carry it
+    "crops": {
+        "trained_on_crops": True,
+        "method": "autobox",
+        "boxes": 245,
+        "sources": {"accepted": 245},
+        "autobox": {"version": 1},
+    },
 }
 
 
@@ -58,6 +66,10 @@ def test_round_trip_gives_the_same_logits(trained_like, exported, monkeypatch, t
         assert torch.equal(model(x), trained_like(x))
     assert card["threshold"] == 0.42 and card["init"] == "random"
     assert export.is_model_dir(exported)
+    # bpd predict reads the model's crop policy from its card
+    from core.predict.models import load_predictor
+
+    assert load_predictor(exported).crop_policy == CARD["crops"]
 
 
 def test_torchscript_gives_the_same_logits_at_any_resolution(trained_like, exported):
@@ -78,6 +90,7 @@ def test_model_card_says_what_the_model_is(exported):
     assert card["strategy"] == "probe+progressive"
     assert card["preprocessing"]["resolution"] == 64
     assert card["input"]["range"] == [-1024.0, 1024.0]
+    assert card["crops"] == CARD["crops"]
     assert card["versions"]["torch"] == metadata.version("torch")
     assert card["versions"]["grad-cam"] == metadata.version("grad-cam")
     assert set(card["files"]) == {export.STATE_FILE, export.TORCHSCRIPT_FILE}
@@ -92,6 +105,7 @@ def test_pretrained_init_loads_without_its_weights(tmp_path, monkeypatch):
     export.export_model(model, tmp_path / "m", card={"preprocessing": {"resolution": 32}})
     loaded, card = export.load_model_dir(tmp_path / "m")
     assert card["init"] == "imagenet" and loaded.adapter.normalization == "imagenet"
+    assert card["crops"] == {"trained_on_crops": False, "method": "none"}  # none given
     x = _image(32)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
