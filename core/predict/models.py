@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from core.cohort.crop_policy import crop_policy
 from core.cohort.crops import CropTable
 from core.cohort.preprocess import PreprocessConfig
 from core.errors import InputError
@@ -73,6 +74,9 @@ class Predictor:
     outcome: dict[str, Any] = field(default_factory=dict)
     columns: dict[str, Any] = field(default_factory=dict)  # training table's id/image columns
     crops: CropTable = field(default_factory=CropTable)  # boxes the run trained with
+    # whether and how its training images were cut (core.cohort.crop_policy; {}: an
+    # exported model whose card predates the record)
+    crop_policy: dict[str, Any] = field(default_factory=dict)
 
     @property
     def description(self) -> str:
@@ -114,6 +118,7 @@ def load_predictor(path: str | Path) -> Predictor:
         model, card = load_model_dir(run.final_model_dir)
         final = _from_card(model, card, "final", path)
         final.crops = run.crops()  # trained on the run's crops like its fold models
+        final.crop_policy = final.crop_policy or crop_policy(final.crops)
         return final
     config = run.config()
     ids = [f.fold_id for f in run.finished_folds() if f.folder.has_model]
@@ -132,6 +137,7 @@ def load_predictor(path: str | Path) -> Predictor:
         outcome=run.cohort_source(config).get("outcome") or {},
         columns=run.recorded_columns(config),
         crops=run.crops(config),
+        crop_policy=crop_policy(run.crops(config)),
     )
 
 
@@ -183,4 +189,5 @@ def _from_card(model, card: dict[str, Any], kind: str, source: Path) -> Predicto
         test_images=train.get("test_images", "first"),
         outcome=card.get("outcome") or {},
         columns=card.get("columns") or {},
+        crop_policy=card.get("crops") or {},
     )

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.cohort.crops import Crop, CropTable, crop_for_file
+from core.cohort.crops import Crop, CropTable
 from core.cohort.images import read_image
 from core.cohort.preprocess import preprocess, to_model_input
 from core.errors import ImageError
+from core.predict.crop_choice import CROP_FIELD, crop_choice
 from core.predict.inputs import InputProblem, PredictionInputs
 from core.predict.models import Predictor
 
@@ -85,14 +86,16 @@ def predict(
     cam_scale: str = "shared",
     on_progress: Callable[[int, int], None] | None = None,
     crops: CropTable | None = None,
+    autobox: bool = False,
 ) -> PredictionResult:
     """Score every image (and patient); with `cam_dir`, also write a Grad-CAM overlay PNG
     and the raw map .npy per image (ensemble: the mean of the fold models' maps).
     An image that cannot be decoded is listed with its problem and the others are still
     scored, like the table rows `inputs.problems` lists; ImageError only when no image
     at all could be scored. An image is cut to its crop box: from `crops` (the new
-    images' sidecar), else the box the run trained it with (same content hash)."""
-    boxes = predictor.crops.merged(crops.used()) if crops is not None else predictor.crops
+    images' sidecar), else the box the run trained it with (same content hash), else
+    with `autobox` the automatic chest box (core.predict.crop_choice)."""
+    choice = crop_choice(predictor.crop_policy, predictor.crops, crops, autobox)
     image_crops: list[Crop | None] = []
     rows: list[dict[str, Any]] = []
     problems = list(inputs.problems)
@@ -114,7 +117,9 @@ def predict(
         }
         image_crops.append(None)  # one entry per image, also when it fails
         try:
-            image_crops[-1] = crop_for_file(item.path, boxes)
+            image_crops[-1], how = choice.for_image(item.path)
+            if choice.column:
+                row[CROP_FIELD] = how
             pixels = load_pixels(item.path, predictor, image_crops[-1])
         except ImageError as exc:
             first_error = first_error or exc
@@ -275,7 +280,8 @@ def write_results(result: PredictionResult, out: str | Path) -> dict[str, Path]:
     out = Path(out)
     written = {}
     cam = [f for f in CAM_FIELDS if any(f in r for r in result.images)]
-    write_csv(out, result.images, list(IMAGE_FIELDS) + cam)
+    crop = [CROP_FIELD] if any(CROP_FIELD in r for r in result.images) else []
+    write_csv(out, result.images, list(IMAGE_FIELDS) + crop + cam)
     written["images"] = out
     if result.patients:
         path = out.with_name(out.stem + "_patients.csv")
