@@ -1,8 +1,10 @@
 """Predict: new radiographs (images, DICOMs or one table) scored by a finished run or an
 exported model, each with its Grad-CAM overlay; the results saved as CSV.
 
-The work is `bpd predict` in a child process (core's exact preprocessing and threshold);
-this page lists what it wrote: the per-image CSV and the overlay PNGs.
+The work is `bpd predict MODEL --serve` in a child process (core's exact preprocessing
+and threshold), started when the page shows a model and kept for every click, so the
+model(s) load once (bpd_gui.widgets.predict_server); this page lists what each request
+wrote: the per-image CSV and the overlay PNGs.
 """
 
 from __future__ import annotations
@@ -32,12 +34,11 @@ from PySide6.QtWidgets import (
 )
 
 from bpd_gui.messages import show_error
-from bpd_gui.widgets.cli_process import CliProcess
 from bpd_gui.widgets.image_viewer import ImageViewer
+from bpd_gui.widgets.predict_server import PredictServer
 from core import paths
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx")
-PARTIAL_EXIT = 3  # `bpd predict`: some rows or images could not be predicted
 COLUMNS = ("Image", "Infant", "Probability", "Class", "Problem")
 
 
@@ -76,9 +77,9 @@ class PredictView(QWidget):
         self.inputs: list[str] = []
         self.result_csv: Path | None = None
         self.rows: list[dict[str, str]] = []
-        self.process = CliProcess(self)
-        self.process.progress.connect(lambda f: self.progress.setValue(round(f * 100)))
-        self.process.finished.connect(self._on_finished)
+        self.server = PredictServer(self)
+        self.server.progress.connect(lambda f: self.progress.setValue(round(f * 100)))
+        self.server.finished.connect(self._on_finished)
         self._build()
         self.refresh_models()
 
@@ -86,6 +87,7 @@ class PredictView(QWidget):
         self.model_combo = QComboBox()
         self.model_combo.setObjectName("predict_model")
         self.model_combo.setMinimumWidth(320)
+        self.model_combo.currentIndexChanged.connect(lambda _i: self._model_changed())
         choose_model = QPushButton("Run or exported model folder…")
         choose_model.clicked.connect(self._choose_model)
         model_row = QHBoxLayout()
@@ -188,6 +190,7 @@ class PredictView(QWidget):
         from core.explain.review import reviewable_runs
 
         current = self.model_combo.currentData()
+        self.model_combo.blockSignals(True)  # refilling is no change of model
         self.model_combo.clear()
         for path in reviewable_runs(paths.runs_dir()):
             self.model_combo.addItem(path.name, str(path))
@@ -195,6 +198,25 @@ class PredictView(QWidget):
             self.model_combo.addItem(Path(current).name, current)
         if current:
             self.model_combo.setCurrentIndex(self.model_combo.findData(current))
+        self.model_combo.blockSignals(False)
+        self._model_changed()
+
+    def _model_changed(self) -> None:
+        """Another model: its own child. Started ahead of the first click while the page
+        is on screen (imports and model loading happen before the user asks)."""
+        model = self.model_combo.currentData()
+        if model != self.server.model:
+            if self.server.is_busy():  # its answer will not come: the page is free again
+                self.progress.setVisible(False)
+                self.predict_button.setEnabled(True)
+                self.status.setText("Prediction stopped: another model was chosen.")
+            self.server.stop()
+        if model and self.isVisible():
+            self.server.start(model)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._model_changed()
 
     def set_model(self, folder: str | Path) -> None:
         folder = str(folder)
@@ -251,9 +273,9 @@ class PredictView(QWidget):
         out_dir = paths.studio_home() / "predictions" / f"{stamp}-{Path(model).name}"
         out_dir.mkdir(parents=True, exist_ok=True)
         self.result_csv = out_dir / "new-predictions.csv"
-        args = ["predict", model, *self.inputs, "--out", str(self.result_csv)]
+        request = {"inputs": list(self.inputs), "out": str(self.result_csv), "cam": None}
         if self.cam_check.isChecked():
-            args += ["--cam", str(out_dir / "cam"), "--cam-scale", self.cam_scale.currentData()]
+            request.update(cam=str(out_dir / "cam"), cam_scale=self.cam_scale.currentData())
         self.results.setRowCount(0)
         self.rows = []
         self.export_button.setEnabled(False)
@@ -261,10 +283,11 @@ class PredictView(QWidget):
         self.progress.setVisible(True)
         self.predict_button.setEnabled(False)
         self.status.setText(f"Predicting {len(self.inputs)} input(s) with {Path(model).name}…")
-        self.process.start(args, ok_codes=(0, PARTIAL_EXIT))
+        self.server.submit(model, request)  # "done" also for a partial result (exit 3)
 
     def is_running(self) -> bool:
-        return self.process.is_running()
+        """A prediction is in flight (the idle child does not count)."""
+        return self.server.is_busy()
 
     def _on_finished(self, ok: bool, message: str) -> None:
         from core.csv_cells import read_csv
@@ -356,4 +379,5 @@ class PredictView(QWidget):
         return written
 
     def shutdown(self) -> None:
-        self.process.cancel()
+        """The app closes: the child ends (killed if it is predicting)."""
+        self.server.stop()
