@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument(
         "--images-root", help="folder image paths are relative to (default: each table's)"
     )
+    sim.add_argument("--site-crops", action="append", default=[], metavar="NAME=FILE",
+                     help="a site's crop boxes (its <table>.crops.csv, docs/method.md "
+                     "'Crops'); repeat per site; a site without one uses whole images")  # fmt: skip
     sim.add_argument("--outcome", required=True, help="outcome column (the same at every site)")
     sim.add_argument("--positive", nargs="+", required=True, metavar="V", help="positive values")
     _negative_flags(sim)
@@ -120,6 +123,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     join.add_argument("--positive", nargs="+", required=True, metavar="V", help="positive values")
     _negative_flags(join)
     join.add_argument("--work-dir", help="this site's folder (default: <runs folder>/site-NAME)")
+    join.add_argument("--crops", metavar="FILE",
+                      help="this site's crop boxes (its <table>.crops.csv, docs/method.md "
+                      "'Crops'; frozen into the site's folder when it is first made)")  # fmt: skip
     join.add_argument("--threads", type=int, default=0, help="torch threads (default all)")
     join.add_argument(
         "--runtime-port",
@@ -194,23 +200,49 @@ def outcome_from_args(args: argparse.Namespace) -> OutcomeSpec:
                        bool(args.negative_rest))  # fmt: skip
 
 
-def cohort_source(table: str, images_root: str | None, outcome: OutcomeSpec) -> CohortSource:
-    """A site's cohort as `bpd train TABLE --images-root DIR --outcome ...` reads it."""
+def cohort_source(
+    table: str, images_root: str | None, outcome: OutcomeSpec, crops: str | None = None
+) -> CohortSource:
+    """A site's cohort as `bpd train TABLE --images-root DIR --outcome ... [--crops FILE]`
+    reads it."""
     from core.cohort.source import CohortSource
 
     if not Path(table).is_file():
         raise InputError("site table not found", file=table)
+    if crops and not Path(crops).is_file():
+        raise InputError("site crop table not found", file=crops)
     root = str(Path(images_root).resolve()) if images_root else None
-    return CohortSource(str(Path(table).resolve()), outcome, images_root=root)
+    boxes = str(Path(crops).resolve()) if crops else None
+    return CohortSource(str(Path(table).resolve()), outcome, images_root=root, crops=boxes)
 
 
-def parse_site(text: str, images_root: str | None, outcome: OutcomeSpec):
+def parse_site(text: str, images_root: str | None, outcome: OutcomeSpec, crops=None):
+    """NAME=TABLE -> SiteSource; `crops`: sidecar files by site name (--site-crops)."""
     from core.federated.simulate import SiteSource
 
     name, sep, table = text.partition("=")
     if not sep or not name or not table:
         raise InputError(f"--site {text!r}: write NAME=TABLE, e.g. --site north=north/cohort.csv")
-    return SiteSource(name.strip(), cohort_source(table, images_root, outcome))
+    mine = (crops or {}).get(name.strip())
+    return SiteSource(name.strip(), cohort_source(table, images_root, outcome, mine))
+
+
+def parse_site_crops(texts: list[str], sites: list[str]) -> dict[str, str]:
+    """--site-crops NAME=FILE, each naming one of the --site names once."""
+    names = [s.partition("=")[0].strip() for s in sites]
+    out: dict[str, str] = {}
+    for text in texts:
+        name, sep, file = (part.strip() for part in text.partition("="))
+        if not sep or not name or not file:
+            raise InputError(f"--site-crops {text!r}: write NAME=FILE, e.g. "
+                             "--site-crops north=north/cohort.csv.crops.csv")  # fmt: skip
+        if name not in names:
+            raise InputError(f"--site-crops {text!r}: no --site is called {name!r} "
+                             f"(sites: {', '.join(names)})")  # fmt: skip
+        if name in out:
+            raise InputError(f"--site-crops: site {name!r} is given two crop tables")
+        out[name] = file
+    return out
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -242,7 +274,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     from core.runs.folder import default_run_dir
 
     outcome = outcome_from_args(args)
-    sources = [parse_site(s, args.images_root, outcome) for s in args.site]
+    crops = parse_site_crops(args.site_crops, args.site)
+    sources = [parse_site(s, args.images_root, outcome, crops) for s in args.site]
     compare = tuple(c for c in args.compare.split(",") if c and c != "none")
     cfg = config_from_args(args)
     if args.proximal_mu < 0:
@@ -323,7 +356,7 @@ def run_join(args: argparse.Namespace) -> int:
     from core import paths
     from core.federated.network import join
 
-    source = cohort_source(args.table, args.images_root, outcome_from_args(args))
+    source = cohort_source(args.table, args.images_root, outcome_from_args(args), args.crops)
     work = Path(args.work_dir) if args.work_dir else paths.runs_dir() / f"site-{args.site}"
     return join(
         args.site,

@@ -37,7 +37,9 @@ def _site(context: Context):
 
 @app.query()
 def describe(msg: Message, context: Context) -> Message:
-    """The site's name and counts: what the server needs to plan the jobs."""
+    """The site's name and counts: what the server needs to plan the jobs; and how the
+    site cuts its images (a method in words and a count of boxes, core.federated.crops)."""
+    from core.federated.crops import site_crops
     from core.runs.folder import RunFolder
 
     run = RunFolder.existing(str(context.node_config["site-dir"]))
@@ -55,9 +57,11 @@ def describe(msg: Message, context: Context) -> Message:
         "n-positive": int(cohort["n_positive"]),
         "n-folds": n_folds,
     }
+    method, boxes = site_crops(run)
+    counts["crop-boxes"] = boxes
     content = RecordDict(
         {
-            "site": ConfigRecord({"name": str(run.config()["site"]["name"])}),
+            "site": ConfigRecord({"name": str(run.config()["site"]["name"]), "crops": method}),
             "counts": MetricRecord(counts),
         }
     )

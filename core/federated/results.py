@@ -104,6 +104,8 @@ def write_federated_summary(
                 "rounds": len(record.get("rounds", [])),
                 "folds_per_site": n_folds,
                 "sites": sites,
+                # whether the sites cut their images alike (core.federated.crops)
+                "crops": record.get("crops"),
                 "seconds": record.get("seconds"),
             },
         }

@@ -21,6 +21,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg, FedProx
 
 from core.errors import RunError
+from core.federated.crops import NOT_SAID, crops_note
 from core.federated.deployment import OUT_ENV
 from core.federated.jobs import Job, plan_jobs
 from core.federated.wire import from_record, manifest, to_record
@@ -134,6 +135,9 @@ class FederationServer:
                 raise RunError(f"two sites call themselves {name!r}")
             sites[name] = reply.metadata.src_node_id
             self.record["sites"][name] = {k: int(v) for k, v in reply.content["counts"].items()}
+            self.record["sites"][name]["crops"] = str(reply.content["site"].get("crops", NOT_SAID))
+        # whether every site cut its images the same way (a mix is said, not refused)
+        self.record["crops"] = crops_note(self.record["sites"])
         return sites
 
     def _round(self, r: int, plan: EpochPlan, sites, jobs: list[Job], weights) -> None:

@@ -193,7 +193,9 @@ def _prepare(source: SiteSource, cfg: TrainConfig, say: Say):
     from core.cohort.preprocess import PreprocessConfig
 
     cohort = load_source(source.cohort)
-    prepared = prepare_images(cohort, PreprocessConfig(resolution=cfg.resolution))
+    # the site's own crop boxes, as its folder freezes them (core.federated.crops)
+    crops = source.cohort.crop_table() if source.cohort.crops else None
+    prepared = prepare_images(cohort, PreprocessConfig(resolution=cfg.resolution), crops=crops)
     c = prepared.cohort
     if not c.is_usable(min_per_class=cfg.cv_folds):
         raise InputError(

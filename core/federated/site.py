@@ -53,7 +53,8 @@ def site_config(
     """config.json of a site's own run folder: how it reads its cohort (this stays at
     the site) and, in a simulation, the recipe it was given (a real site gets the recipe
     with every run). With a recipe it is a whole RunConfig's JSON (plus "site"), so
-    RunFolder.run_config() reads a simulated site's folder like any run's."""
+    RunFolder.run_config() reads a simulated site's folder like any run's. The boxes of
+    the site's crop sidecar (source.crops) are frozen into it ("crops"), as a run's are."""
     from core.runs.run_config import RunConfig
 
     site = {"site": {"name": name, "index": index}}
@@ -61,8 +62,9 @@ def site_config(
         if source.outcome is None:
             raise InputError("a site needs an outcome column and its positive values")
         source.outcome.require_complete(source.table)
-        return {**site, "cohort_source": source.to_json()}
-    return {**site, **RunConfig(cfg, source).to_json()}
+        crops = {"crops": source.crop_table().used().to_json()} if source.crops else {}
+        return {**site, "cohort_source": source.to_json(), **crops}
+    return {**site, **RunConfig(cfg, source).with_crops().to_json()}
 
 
 def site_train_config(recipe: dict[str, Any], threads: int = 0, device: str = "") -> TrainConfig:
@@ -105,7 +107,10 @@ class Site:
         config = run.config()
         info = config["site"]
         cohort = load_recorded_cohort(run.cohort_source(config))
-        prepared = prepare_images(cohort, PreprocessConfig(resolution=cfg.resolution))
+        # cut with the boxes frozen in the site's folder (none recorded: whole images)
+        prepared = prepare_images(
+            cohort, PreprocessConfig(resolution=cfg.resolution), crops=run.crops(config)
+        )
         data = TrainingData.from_prepared(prepared)
         runtime = resolve_runtime(cfg)
         torch.use_deterministic_algorithms(runtime.device.type == "cpu", warn_only=True)

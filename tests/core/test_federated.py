@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from core.cli.main import build_parser, main
+from core.cohort.crops import Crop, CropEntry, CropTable, file_sha256, write_sidecar
 from core.cohort.source import CohortSource, OutcomeSpec
 from core.errors import InputError
 from core.federated.exchange import (
@@ -79,6 +80,18 @@ def test_missing_flower_is_a_clear_input_error(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "flwr", None)
     with pytest.raises(InputError, match=r"bpd-studio\[federated\]"):
+        require_flwr()
+
+
+def test_bundle_without_flower_says_where_federated_runs(monkeypatch):
+    # the hospital bundle leaves Flower out: pip install is no advice inside a bundle
+    import sys
+
+    from core.federated import require_flwr
+
+    monkeypatch.setitem(sys.modules, "flwr", None)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    with pytest.raises(InputError, match=r"not in this installed bundle.*\[federated\]"):
         require_flwr()
 
 
@@ -212,6 +225,11 @@ def _split_demo(folder: Path, sizes: dict[str, tuple[int, int]]) -> dict[str, Pa
 def test_two_site_federation_through_flower(tmp_path, monkeypatch, model):
     monkeypatch.setenv("BPD_STUDIO_HOME", str(tmp_path / "home"))
     tables = _split_demo(tmp_path, {"north": (6, 4), "south": (5, 4)})
+    # north cuts its images to its own crop boxes, south uses whole images
+    north_images = [r["image"] for r in _rows(tables["north"])]
+    boxes = CropTable(tuple(CropEntry(i, file_sha256(DEMO / i), Crop(16, 24, 208, 216))
+                            for i in north_images))  # fmt: skip
+    north_crops = write_sidecar(tmp_path / "north.crops.csv", boxes)
     # one fine-tuning round in which head and layer4 train (layer4's BatchNorms included)
     cfg = TrainConfig(
         init="random",
@@ -233,6 +251,8 @@ def test_two_site_federation_through_flower(tmp_path, monkeypatch, model):
         f"north={tables['north']}",
         "--site",
         f"south={tables['south']}",
+        "--site-crops",
+        f"north={north_crops}",
         "--images-root",
         str(DEMO),
         "--outcome",
@@ -276,8 +296,15 @@ def test_two_site_federation_through_flower(tmp_path, monkeypatch, model):
         for values in entry["metrics"].values():
             assert all(v is None or isinstance(v, int | float) for v in values.values())
         for values in entry["configs"].values():
-            assert all(v in ("north", "south") for v in values.values())
+            assert all(v in ("north", "south", "manual", "none") for v in values.values())
     assert received_arrays > 0
+    # each site's boxes stay in its folder; the server heard a method and a count
+    assert len(RunFolder.existing(out / "sites" / "north").crops()) == len(north_images)
+    assert not len(RunFolder.existing(out / "sites" / "south").crops())
+    assert record["sites"]["north"]["crops"] == "manual"
+    assert record["sites"]["north"]["crop-boxes"] == len(north_images)
+    assert record["sites"]["south"]["crops"] == "none"
+    assert record["crops"]["same"] is False and "differently" in record["crops"]["note"]
     wire = json.dumps(record["received"])
     patient_ids = {r["patient_id"] for t in tables.values() for r in _rows(t)}
     assert not [p for p in patient_ids if p in wire]
@@ -302,6 +329,7 @@ def test_two_site_federation_through_flower(tmp_path, monkeypatch, model):
     table = summary["federated"]["table"]
     assert set(table["rows"]) == {"north", "south", "all sites"}
     assert table["arms"] == ["federated"]
+    assert summary["federated"]["crops"]["sites"] == {"north": "manual", "south": "none"}
     assert len(run.predictions()) == 19
 
 
