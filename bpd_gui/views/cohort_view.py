@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QFileSystemWatcher, Qt, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from bpd_gui.cohort_session import CohortSession, CohortSource
 from bpd_gui.messages import show_error
 from bpd_gui.widgets.patient_detail import PatientDetail
-from bpd_gui.widgets.patient_list import PatientList
+from bpd_gui.widgets.patient_list import PatientList, box_marks, hash_images
 from bpd_gui.widgets.problem_list import ProblemList
 
 TABLE_SUFFIXES = {".csv", ".tsv", ".txt", ".xlsx", ".xls"}
@@ -97,6 +97,13 @@ class CohortView(QWidget):
         self.patients = PatientList(session.tasks)
         self.detail = PatientDetail(session.tasks)
         self.patients.patient_selected.connect(self._show_detail)
+        # the Box column follows the sidecar, whoever writes it (the crop tool, `bpd
+        # cohort autobox`): its folder is watched, since a write replaces the file
+        self._shas: dict[Path, str] = {}  # image file -> content hash (the sidecar's key)
+        self._boxes_generation = 0
+        self._sidecar_stamp: tuple[int, int] | None = None
+        self.box_watcher = QFileSystemWatcher(self)
+        self.box_watcher.directoryChanged.connect(lambda _d: self._sidecar_maybe_changed())
         right = QSplitter(Qt.Vertical)
         right.addWidget(self.patients)
         right.addWidget(self.detail)
@@ -203,6 +210,7 @@ class CohortView(QWidget):
         self.balance.setValue(n_pos)
         self.problems.show_problems(cohort.problems)
         self.patients.show_cohort(cohort)
+        self._watch_boxes(cohort)
         self._update_buttons()
 
     def select_patient(self, patient_id: str) -> None:
@@ -279,7 +287,69 @@ class CohortView(QWidget):
         images = [(str(r.path.relative_to(root)) if r.path.is_relative_to(root) else str(r.path),
                    r.path) for p in cohort.patients for r in p.images]  # fmt: skip
         self.crop_dialog = CropDialog(images, sidecar_path(cohort.table_path), self)
+        self.crop_dialog.finished.connect(lambda _r: self.refresh_box_marks())
         self.crop_dialog.show()
+
+    # --- the Box column -----------------------------------------------------------------
+    def _sidecar(self) -> Path | None:
+        from core.cohort.crops import sidecar_path
+
+        cohort = self.session.cohort
+        return sidecar_path(cohort.table_path) if cohort is not None else None
+
+    def _watch_boxes(self, cohort: Any) -> None:
+        """Hash the cohort's images off the GUI thread (once per file), then mark them."""
+        self._boxes_generation += 1
+        folders = self.box_watcher.directories()
+        if folders:
+            self.box_watcher.removePaths(folders)
+        sidecar = self._sidecar()
+        if sidecar is not None and sidecar.parent.is_dir():
+            self.box_watcher.addPath(str(sidecar.parent))
+        paths = [r.path for p in cohort.patients for r in p.images]
+        generation = self._boxes_generation
+        self.session.tasks.submit(
+            hash_images,
+            paths,
+            dict(self._shas),
+            on_done=lambda shas, g=generation: self._on_hashed(shas, g),
+            on_error=lambda _msg: None,  # no marks: the column stays empty
+        )
+
+    def _on_hashed(self, shas: dict[Path, str], generation: int) -> None:
+        self._shas.update(shas)
+        if generation == self._boxes_generation:
+            self.refresh_box_marks()
+
+    def _sidecar_maybe_changed(self) -> None:
+        sidecar = self._sidecar()
+        stamp = None
+        if sidecar is not None and sidecar.is_file():
+            st = sidecar.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+        if stamp != self._sidecar_stamp:
+            self.refresh_box_marks()
+
+    def refresh_box_marks(self) -> None:
+        """The Box column from the sidecar as it is now."""
+        from core.cohort.crops import CropTable, read_sidecar
+        from core.errors import InputError
+
+        cohort, sidecar = self.session.cohort, self._sidecar()
+        if cohort is None or sidecar is None:
+            return
+        patients = [(p.patient_id, [r.path for r in p.images]) for p in cohort.patients]
+        if not all(path in self._shas for _, paths in patients for path in paths):
+            return  # still hashing; marked when the hashes arrive
+        try:
+            st = sidecar.stat() if sidecar.is_file() else None
+            table = read_sidecar(sidecar) if st is not None else CropTable()
+        except InputError as exc:  # a bad row: say so in the column, keep the page usable
+            marks = {pid: ("?", f"crop table unreadable: {exc}") for pid, _ in patients}
+            self.patients.show_box_marks(marks)
+            return
+        self._sidecar_stamp = (st.st_mtime_ns, st.st_size) if st is not None else None
+        self.patients.show_box_marks(box_marks(patients, self._shas, table))
 
     def _on_failed(self, title: str, message: str) -> None:
         self._set_busy(None)

@@ -1,7 +1,11 @@
-"""Patients of a cohort with thumbnails of their first image, loaded off the GUI thread."""
+"""Patients of a cohort with thumbnails of their first image, loaded off the GUI thread,
+and whether their images have a crop box (the cohort's TABLE.crops.csv, core.cohort.crops).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal
@@ -11,7 +15,16 @@ from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem
 from bpd_gui.workers import TaskRunner, load_thumbnail
 
 THUMB = 64
-COLUMNS = ["", "Patient", "Outcome", "Label", "Images", "GA (wk)", "Weight (g)", "IRDS", "Sex"]
+COLUMNS = ["", "Patient", "Outcome", "Label", "Images", "Box", "GA (wk)", "Weight (g)", "IRDS",
+           "Sex"]  # fmt: skip
+BOX_COLUMN = COLUMNS.index("Box")
+# a box's source as the table shows it: "auto?" is a suggestion nobody reviewed (unused)
+BOX_MARKS = {"manual": "manual", "accepted": "accepted", "auto": "auto?"}
+NO_BOX = "—"
+BOX_TIP = ("Crop box of the patient's images (TABLE.crops.csv): manual = drawn by a person, "
+           "accepted = an automatic box a person accepted (both used in training), "
+           "auto? = an automatic suggestion not reviewed yet (not used), "
+           "— = none (the whole image)")  # fmt: skip
 
 
 class PatientList(QTreeWidget):
@@ -43,7 +56,8 @@ class PatientList(QTreeWidget):
             c = p.clinical
             item = QTreeWidgetItem([
                 "", p.patient_id, p.outcome_raw, "positive" if p.label else "negative",
-                str(len(p.images)), _fmt(c.gestational_age_weeks, 1), _fmt(c.birth_weight_g, 0),
+                str(len(p.images)), "", _fmt(c.gestational_age_weeks, 1),
+                _fmt(c.birth_weight_g, 0),
                 _fmt(c.irds_grade, 0), c.sex or "",
             ])  # fmt: skip
             item.setData(0, Qt.UserRole, p.patient_id)
@@ -67,6 +81,20 @@ class PatientList(QTreeWidget):
         for col in range(1, len(COLUMNS)):
             self.resizeColumnToContents(col)
         self.setColumnWidth(0, THUMB + 12)
+
+    def show_box_marks(self, marks: dict[str, tuple[str, str]]) -> None:
+        """(text, tooltip) of the Box column by patient (box_marks)."""
+        for patient_id, (text, tip) in marks.items():
+            item = self._items.get(patient_id)
+            if item is not None:
+                item.setText(BOX_COLUMN, text)
+                item.setToolTip(BOX_COLUMN, tip)
+        self.headerItem().setToolTip(BOX_COLUMN, BOX_TIP)
+        self.resizeColumnToContents(BOX_COLUMN)
+
+    def box_mark(self, patient_id: str) -> str:
+        item = self._items.get(patient_id)
+        return item.text(BOX_COLUMN) if item is not None else ""
 
     def _load_thumb(self, patient_id: str, path: Any) -> None:
         gen = self._generation
@@ -108,6 +136,46 @@ class PatientList(QTreeWidget):
         pid = self.selected_patient()
         if pid is not None:
             self.patient_selected.emit(pid)
+
+
+def hash_images(paths: Iterable[Path], known: dict[Path, str]) -> dict[Path, str]:
+    """Content hash (the crop table's key) of each image file not in `known`; runs on a
+    worker thread. An unreadable file gets "" (its box shows as none)."""
+    from core.cohort.crops import file_sha256
+
+    out = {}
+    for path in paths:
+        if path in known:
+            continue
+        try:
+            out[path] = file_sha256(path)
+        except OSError:
+            out[path] = ""
+    return out
+
+
+def box_marks(
+    patients: Iterable[tuple[str, list[Path]]], shas: dict[Path, str], table: Any
+) -> dict[str, tuple[str, str]]:
+    """(text, tooltip) per patient from `table` (core.cohort.crops.CropTable): the
+    source of its images' boxes when they agree, else how many of them have a used box."""
+    out = {}
+    for patient_id, paths in patients:
+        marks = []
+        for path in paths:
+            sha = shas.get(path)
+            entry = table.entry(sha) if sha else None
+            marks.append(BOX_MARKS.get(entry.crop.source, NO_BOX) if entry else NO_BOX)
+        if not marks:
+            continue
+        if len(set(marks)) == 1:
+            text = marks[0]
+        else:
+            used = sum(m in ("manual", "accepted") for m in marks)
+            text = f"{used} of {len(marks)}"
+        tip = "\n".join(f"{Path(p).name}: {m}" for p, m in zip(paths, marks, strict=True))
+        out[patient_id] = (text, tip)
+    return out
 
 
 def _fmt(value: Any, digits: int) -> str:
