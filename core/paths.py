@@ -24,6 +24,18 @@ def weights_dir() -> Path:
     return studio_home() / "weights"
 
 
+def shipped_weights_dirs() -> list[Path]:
+    """Read-only weights that came with this install, searched after weights_dir():
+    resources/weights (a bundle built with WEIGHTS=..., docs/packaging.md) and, in a
+    bundle, a weights folder beside its executable that a site's IT filled for all users."""
+    import sys
+
+    dirs = [resources_dir() / "weights"]
+    if getattr(sys, "frozen", False):
+        dirs.append(Path(sys.executable).resolve().parent / "weights")
+    return dirs
+
+
 def runs_dir() -> Path:
     """Default parent of run folders."""
     return studio_home() / "runs"

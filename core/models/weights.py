@@ -144,9 +144,11 @@ def library_cache_path(src: WeightsSource) -> Path:
 
 
 def find_weights(init: str, weights_dir=None) -> Path | None:
-    """The init's weights file on this machine (our cache first), or None."""
+    """The init's weights file on this machine (our cache first, then what came with the
+    install, then the libraries' own caches), or None."""
     src = weights_source(init)
-    for path in (src.path(weights_dir), library_cache_path(src)):
+    shipped = [src.path(folder) for folder in paths.shipped_weights_dirs()]
+    for path in (src.path(weights_dir), *shipped, library_cache_path(src)):
         if path.is_file():
             return path
     return None
