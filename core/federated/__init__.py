@@ -9,6 +9,8 @@ the groups that train in a round, counts of patients, and per-fold metrics.
 
 from __future__ import annotations
 
+import sys
+
 from core.errors import InputError
 
 FLWR_VERSION = "1.42.0"
@@ -19,6 +21,13 @@ def require_flwr() -> None:
     try:
         import flwr  # noqa: F401
     except ImportError:
+        if getattr(sys, "frozen", False):  # the bundle leaves Flower out (docs/packaging.md)
+            raise InputError(
+                "federated training is not in this installed bundle: the server and each "
+                "site run it from a pip install of BPD Studio with the federated extra "
+                f"(pip install 'bpd-studio[federated]', Flower {FLWR_VERSION}); "
+                "see docs/federated.md"
+            ) from None
         raise InputError(
             "federated training needs Flower, an optional extra: "
             "pip install 'bpd-studio[federated]' "
