@@ -12,6 +12,12 @@ file keeps its box and a changed file loses it), x0, y0, x1, y1, rotation, sourc
 source is "manual" (drawn or corrected by a person), "auto" (a suggestion from
 `bpd cohort autobox`, never used until reviewed) or "accepted" (an automatic box a person
 accepted as it is). Only manual and accepted boxes are used.
+
+A photographed film or monitor may also carry a deskew quad (core.cohort.perspective):
+eight optional columns q0x, q0y, ... q3y, the radiograph's corners on the photo. Then the
+photo is first stood upright (a homography onto a rectangle, docs/method.md "Deskew") and
+the box and rotation are in that upright grid. A sidecar written without these columns
+reads as before: no quad.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from core.errors import ImageError, InputError
 SOURCES = ("manual", "auto", "accepted")
 USED_SOURCES = ("manual", "accepted")
 FIELDS = ("image", "sha256", "x0", "y0", "x1", "y1", "rotation", "source")
+QUAD_FIELDS = ("q0x", "q0y", "q1x", "q1y", "q2x", "q2y", "q3x", "q3y")  # optional
 SIDECAR_SUFFIX = ".crops.csv"
 
 
@@ -42,8 +49,15 @@ class Crop:
     y1: float
     rotation: float = 0.0  # degrees, clockwise on the radiograph as displayed
     source: str = "manual"
+    # deskew: the radiograph's 4 corners on a photo (8 numbers, core.cohort.perspective);
+    # the box is then on the upright grid. None: the image's own grid.
+    quad: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.quad is not None:
+            from core.cohort.perspective import check_quad
+
+            object.__setattr__(self, "quad", check_quad(self.quad))
         values = (self.x0, self.y0, self.x1, self.y1, self.rotation)
         if not all(math.isfinite(float(v)) for v in values):
             raise InputError(f"crop box values must be numbers, not {values}")
@@ -80,23 +94,42 @@ class Crop:
         """Applied in training and prediction (an unreviewed automatic box is not)."""
         return self.source in USED_SOURCES
 
-    def geometry(self) -> dict[str, float]:
-        return {"x0": self.x0, "y0": self.y0, "x1": self.x1, "y1": self.y1,
-                "rotation": self.rotation}  # fmt: skip
+    def geometry(self) -> dict[str, Any]:
+        """Box, rotation and (only when there is one) the deskew quad: Crop(**geometry())
+        rebuilds it, and a box without a quad keeps the key it had before quads existed."""
+        box = {"x0": self.x0, "y0": self.y0, "x1": self.x1, "y1": self.y1,
+               "rotation": self.rotation}  # fmt: skip
+        return box if self.quad is None else {**box, "quad": list(self.quad)}
 
     def key(self) -> str:
         """Short stable name of the geometry (not the source) for the image cache."""
         text = json.dumps(self.geometry(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
+    def grid_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
+        """(height, width) of the grid the box is on: the upright grid of the quad, or the
+        image [H, W] itself."""
+        if self.quad is None:
+            return int(shape[0]), int(shape[1])
+        from core.cohort.perspective import upright_size
+
+        return upright_size(self.quad)
+
     def check_fits(self, shape: tuple[int, int]) -> None:
-        """The box (before rotation) must lie on the image: a box drawn on another image
-        of the same content hash cannot, but a typo in the sidecar can."""
+        """The box (before rotation) must lie on its grid, and a quad on the image (a
+        corner may overhang by 5%: a film's corner just cut off by the photo's edge): a
+        box drawn on another image of the same content hash cannot, a typo can."""
         h, w = int(shape[0]), int(shape[1])
-        if self.x1 > w + 0.5 or self.y1 > h + 0.5:
+        if self.quad is not None:
+            relative = np.asarray(self.quad).reshape(4, 2) / (w, h)
+            if relative.min() < -0.05 or relative.max() > 1.05:
+                raise ImageError(f"deskew quad {self.quad} reaches outside the {w} x {h} image")
+        gh, gw = self.grid_shape(shape)
+        if self.x1 > gw + 0.5 or self.y1 > gh + 0.5:
+            grid = "upright (deskewed) image" if self.quad is not None else "image"
             raise ImageError(
                 f"crop box ({self.x0:g}, {self.y0:g}, {self.x1:g}, {self.y1:g}) "
-                f"reaches outside the {w} x {h} image"
+                f"reaches outside the {gw} x {gh} {grid}"
             )
 
     def affine(self) -> np.ndarray:
@@ -110,13 +143,27 @@ class Crop:
             dtype=np.float64,
         )
 
-    def to_original(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Box-frame coordinates -> original image coordinates (continuous, edges at ints)."""
+    def to_grid(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Box-frame coordinates -> the box's grid (the image, or its upright grid)."""
         m = self.affine()
         return m[0, 0] * u + m[0, 1] * v + m[0, 2], m[1, 0] * u + m[1, 1] * v + m[1, 2]
 
+    def to_original(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Box-frame coordinates -> original image coordinates (continuous, edges at ints):
+        the box's affine map, then the quad's homography if there is one."""
+        gx, gy = self.to_grid(u, v)
+        if self.quad is None:
+            return gx, gy
+        from core.cohort.perspective import to_image
+
+        return to_image(self.quad, gx, gy)
+
     def to_box(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Original image coordinates -> box-frame coordinates (the inverse of to_original)."""
+        if self.quad is not None:
+            from core.cohort.perspective import to_upright
+
+            x, y = to_upright(self.quad, x, y)
         m = self.affine()
         dx, dy = x - m[0, 2], y - m[1, 2]
         return m[0, 0] * dx + m[1, 0] * dy, m[0, 1] * dx + m[1, 1] * dy
@@ -141,10 +188,18 @@ def sample_bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray, fill: float) 
 
 def apply_crop(pixels: np.ndarray, crop: Crop) -> np.ndarray:
     """float32 [H, W] -> the box's contents, upright, [box height, box width]; black where
-    a rotated box's corner leaves the image."""
+    a rotated box's corner leaves the image. With a deskew quad the photo is stood upright
+    first and the box cut from that grid, in one bilinear sampling (not two)."""
     arr = np.asarray(pixels, dtype=np.float32)
     crop.check_fits(arr.shape)
     exact = [crop.x0, crop.y0, crop.x1, crop.y1]
+    if crop.quad is not None:
+        v, u = np.mgrid[0 : crop.height, 0 : crop.width].astype(np.float64) + 0.5
+        gx, gy = crop.to_grid(u, v)
+        gh, gw = crop.grid_shape(arr.shape)
+        on_grid = (gx >= 0) & (gx <= gw) & (gy >= 0) & (gy <= gh)
+        x, y = crop.to_original(u, v)
+        return np.where(on_grid, sample_bilinear(arr, x, y, 0.0), np.float32(0.0))
     if crop.rotation == 0 and all(float(v).is_integer() for v in exact):
         x0, y0, x1, y1 = (int(v) for v in exact)
         out = np.zeros((crop.height, crop.width), dtype=np.float32)
@@ -173,8 +228,11 @@ class CropEntry:
     crop: Crop
 
     def row(self) -> dict[str, Any]:
-        return {"image": self.image, "sha256": self.sha256, **self.crop.geometry(),
-                "source": self.crop.source}  # fmt: skip
+        """A sidecar row (also a run config's JSON): the quad columns only when it has one."""
+        box = {k: v for k, v in self.crop.geometry().items() if k != "quad"}
+        quad = dict(zip(QUAD_FIELDS, self.crop.quad or (), strict=False))
+        return {"image": self.image, "sha256": self.sha256, **box,
+                "source": self.crop.source, **quad}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -212,15 +270,20 @@ class CropTable:
         return CropTable((*rest, entry), self.path)
 
     def accepted(self) -> CropTable:
-        """Every automatic suggestion accepted as it is (`bpd cohort autobox --accept`)."""
+        """Every automatic box accepted as it is (`bpd cohort autobox --accept`); a deskew
+        suggestion stays one: a border is applied only once a person has seen it."""
         return CropTable(
             tuple(
                 replace(e, crop=replace(e.crop, source="accepted"))
-                if e.crop.source == "auto" else e
+                if e.crop.source == "auto" and e.crop.quad is None else e
                 for e in self.entries
             ),
             self.path,
         )  # fmt: skip
+
+    def without(self, sha: str) -> CropTable:
+        """The table less the image with content hash `sha` (a discarded suggestion)."""
+        return CropTable(tuple(e for e in self.entries if e.sha256 != sha), self.path)
 
     def to_json(self) -> list[dict[str, Any]]:
         return [e.row() for e in self.entries]
@@ -246,10 +309,26 @@ def _entry(row: Mapping[str, Any], file: str | None, number: int) -> CropEntry:
         raise InputError(f"crop box values must be numbers ({exc})", file=file,
                          row=number) from None  # fmt: skip
     try:
-        crop = Crop(**numbers, rotation=rotation, source=str(row["source"]).strip().lower())
+        crop = Crop(**numbers, rotation=rotation, source=str(row["source"]).strip().lower(),
+                    quad=_quad(row))  # fmt: skip
     except InputError as exc:
         raise InputError(exc.detail, file=file, row=number) from None
     return CropEntry(str(row["image"]).strip(), sha, crop)
+
+
+def _quad(row: Mapping[str, Any]) -> tuple[float, ...] | None:
+    """The optional quad columns: all empty (or absent: an older sidecar) or 8 numbers."""
+    cells = [str(row.get(k) if row.get(k) is not None else "").strip() for k in QUAD_FIELDS]
+    if not any(cells):
+        return None
+    if not all(cells):
+        empty = [k for k, c in zip(QUAD_FIELDS, cells, strict=True) if not c]
+        raise InputError(f"deskew quad is missing {', '.join(empty)} (give all 8 corners' "
+                         "x and y, or none)")  # fmt: skip
+    try:
+        return tuple(float(c) for c in cells)
+    except ValueError as exc:
+        raise InputError(f"deskew quad values must be numbers ({exc})") from None
 
 
 def file_sha256(path: str | Path) -> str:
@@ -309,4 +388,4 @@ def read_sidecar(path: str | Path) -> CropTable:
 def write_sidecar(path: str | Path, table: CropTable) -> Path:
     from core.csv_cells import write_csv
 
-    return write_csv(path, table.to_json(), FIELDS)
+    return write_csv(path, table.to_json(), FIELDS + QUAD_FIELDS)

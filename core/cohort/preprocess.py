@@ -53,9 +53,10 @@ class PreprocessConfig:
 
 
 def preprocess(pixels01: np.ndarray, cfg: PreprocessConfig, crop: Crop | None = None) -> np.ndarray:
-    """float [H, W] in [0, 1] -> np.uint16 [R, R]: the image's crop box and rotation
-    (core.cohort.crops) if it has one, then the optional centre crop, then an antialiased
-    resize. Training, prediction and explanation all come through here."""
+    """float [H, W] in [0, 1] -> np.uint16 [R, R]: the image's crop (core.cohort.crops)
+    if it has one (a photographed film's deskew quad first, then the box and rotation on
+    the upright grid), then the optional centre crop, then an antialiased resize.
+    Training, prediction and explanation all come through here."""
     from PIL import Image
 
     arr = np.asarray(pixels01, dtype=np.float32)

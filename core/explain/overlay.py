@@ -80,7 +80,8 @@ def map_to_image(
 ) -> np.ndarray:
     """The model-input map [R, R] on the original image [H, W] (float32; NaN where the
     model saw nothing: outside the image's crop box or a centre crop). Mirrors
-    core.cohort.preprocess: crop box and rotation first, then the centre crop."""
+    core.cohort.preprocess backwards: the centre crop, then the box and rotation, then
+    (a photographed film with a deskew quad) the inverse homography onto the photo."""
     if crop is not None:
         on_box = map_to_image(cam, (crop.height, crop.width), center_crop)
         return box_map_to_original(on_box, crop, image_shape)
