@@ -59,6 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--crops", metavar="FILE", help="crop boxes of these images (a "
                    "<table>.crops.csv sidecar, docs/method.md 'Crops'); images without one "
                    "use the box the run trained them with, if any")  # fmt: skip
+    p.add_argument("--autobox", action="store_true",
+                   help="cut each image that has no box to the automatic chest box (the "
+                   "method of `bpd cohort autobox`, found now); only for a model trained "
+                   "on crop boxes, and consistent only with one trained on automatic "
+                   "boxes (docs/method.md, 'Crops')")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--force", action="store_true",
                    help="replace output files that already exist (never an input)")  # fmt: skip
@@ -150,7 +155,8 @@ def predict_request(args: argparse.Namespace, predictor, on_progress=None):
     _check_outputs(args, inputs)
     print(f"model: {predictor.description}; threshold {predictor.threshold:.3f}; "
           f"{len(inputs.images)} image(s)", file=sys.stderr)  # fmt: skip
-    crops = _crops(args)
+    autobox = bool(getattr(args, "autobox", False))
+    _say_autobox(predictor, autobox)
     result = predict(
         predictor,
         inputs,
@@ -158,9 +164,10 @@ def predict_request(args: argparse.Namespace, predictor, on_progress=None):
         opacity=args.opacity,
         cam_scale=args.cam_scale,
         on_progress=on_progress,
-        crops=crops,
+        crops=_crops(args),
+        autobox=autobox,
     )
-    _warn_uncropped(predictor, inputs, crops)
+    _warn_uncropped(predictor, result)
     return result, write_results(result, args.out)
 
 
@@ -170,26 +177,24 @@ def _crops(args: argparse.Namespace):
     return read_sidecar(args.crops) if args.crops else None
 
 
-def _warn_uncropped(predictor, inputs, crops) -> None:
-    """A run trained on crop boxes sees an image without one whole: a different picture
-    from the ones it learnt on. Said, not refused (the probability is still computed)."""
-    from core.cohort.crops import crop_for_file
-    from core.errors import ImageError
+def _warn_uncropped(predictor, result) -> None:
+    """A model trained on crop boxes sees an image without one whole: a different picture
+    from the ones it learnt on. Said once here and in each such image's `crop` cell, not
+    refused (the probability is still computed)."""
+    from core.predict.crop_choice import crop_warning
 
-    if not len(predictor.crops):
-        return
-    boxes = predictor.crops.merged(crops.used()) if crops is not None else predictor.crops
-    missing = 0
-    for item in inputs.images:
-        try:
-            missing += crop_for_file(item.path, boxes) is None
-        except ImageError:
-            continue  # listed with its problem already
-    if missing:
-        print(f"warning: the model was trained on cropped images ({len(predictor.crops)} "
-              f"boxes); {missing} image(s) here have no box and were scored whole: give "
-              "their boxes with --crops FILE (docs/method.md, 'Crops')",
-              file=sys.stderr)  # fmt: skip
+    warning = crop_warning(predictor.crop_policy, result.images)
+    if warning:
+        print(warning, file=sys.stderr)
+
+
+def _say_autobox(predictor, autobox: bool) -> None:
+    """--autobox on a model whose boxes were made another way: said before predicting."""
+    from core.predict.crop_choice import autobox_caveat
+
+    caveat = autobox_caveat(predictor.crop_policy) if autobox else None
+    if caveat:
+        print(f"warning: {caveat}", file=sys.stderr)
 
 
 def _check_outputs(args: argparse.Namespace, inputs) -> None:

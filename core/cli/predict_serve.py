@@ -6,8 +6,8 @@ Predict page; this process pays them once. Protocol, one JSON object per line:
 stdin, a request: {"id": any, "inputs": [TABLE or IMAGE, ...], "out": CSV, and any
   option of `bpd predict` by its name ("cam", "cam_scale", "opacity", "images_root",
   "patient_col", "image_col", "image_pattern", "outcome", "positive", "negative",
-  "negative_rest", "sheet", "crops", "force")}; an option left out has the value given
-  on the --serve command line (or its default).
+  "negative_rest", "sheet", "crops", "autobox", "force")}; an option left out has the
+  value given on the --serve command line (or its default).
 stdout, the answers:
   {"event": "ready", "model", "kind", "threshold", "n_models", "pid"} once, models loaded;
   {"event": "progress", "id", "done", "total"} per image;
@@ -38,7 +38,7 @@ FIELDS: dict[str, tuple[type, ...]] = {
     "inputs": _LIST, "out": _STR, "cam": _STR, "cam_scale": _STR, "opacity": (int, float),
     "images_root": _STR, "patient_col": _STR, "image_col": _STR, "image_pattern": _STR,
     "outcome": _STR, "positive": _LIST, "negative": _LIST, "negative_rest": (bool,),
-    "sheet": _STR, "crops": _STR, "force": (bool,),
+    "sheet": _STR, "crops": _STR, "autobox": (bool,), "force": (bool,),
 }  # fmt: skip
 CAM_SCALES = ("shared", "image")
 

@@ -156,3 +156,27 @@ def test_the_app_reads_a_models_policy_from_its_json_without_torch(tmp_path):
     code = ("import sys; from core.predict.crop_choice import model_crop_policy; "
             f"model_crop_policy({str(run.path)!r}); assert 'torch' not in sys.modules")  # fmt: skip
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+def test_bpd_predict_says_it_once_and_autobox_travels_in_serve_requests(model, tmp_path, capsys):
+    from core.cli.main import build_parser
+    from core.cli.predict_cmd import predict_request
+    from core.cli.predict_serve import request_args
+
+    predictor = _predictor(model, crop_policy(_table("manual")))
+    argv = ["predict", "model", *map(str, IMAGES), "--out", str(tmp_path / "a.csv")]
+    _, written = predict_request(build_parser().parse_args(argv), predictor)
+    err = capsys.readouterr().err
+    assert err.count("2 image(s) here have no box and were scored whole") == 1
+    rows = list(csv.DictReader(written["images"].open(encoding="utf-8")))
+    assert [r["crop"] for r in rows] == [WHOLE_UNLIKE_TRAINING] * 2
+
+    base = build_parser().parse_args(["predict", "model", "--serve"])
+    args = request_args(base, {"inputs": [str(IMAGES[0])], "out": str(tmp_path / "b.csv"),
+                               "autobox": True})  # fmt: skip
+    _, written = predict_request(args, predictor)
+    err = capsys.readouterr().err
+    assert "--autobox: the model was trained on boxes drawn by hand" in err
+    assert "scored whole" not in err
+    rows = list(csv.DictReader(written["images"].open(encoding="utf-8")))
+    assert rows[0]["crop"] == AUTOBOX
