@@ -68,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(func=run_check)  # fmt: skip
     _register_autobox(sub)
+    _register_deskew(sub)
 
 
 def _register_autobox(sub: argparse._SubParsersAction) -> None:
@@ -133,6 +134,70 @@ def run_autobox(args: argparse.Namespace) -> int:
               "them unreviewed with --accept; until then training ignores them")  # fmt: skip
     if args.compare:
         _print_comparison(compare_boxes(table, read_sidecar(args.compare)), args.compare)
+    return 2 if result.problems else 0
+
+
+def _register_deskew(sub: argparse._SubParsersAction) -> None:
+    skew = sub.add_parser(
+        "deskew",
+        help="find radiographs photographed from a monitor or light box (a four-sided "
+        "border seen in perspective); written as suggestions, never used unreviewed",
+        description="Writes TABLE.crops.csv (or --out): for every image whose border is "
+        "found, the border's corners (a deskew quad) with source=auto, printing per image "
+        "found or not found. Nothing changes the pixels until a person accepts the border "
+        "in the app's crop tool (D shows it). Images a person has boxed are kept. See "
+        "docs/method.md, 'Deskew'.",
+    )
+    skew.add_argument("table", help="CSV or XLSX, one row per image or per patient")
+    skew.add_argument("--images-root", help="folder image paths are relative to")
+    skew.add_argument("--sheet", help="XLSX: the sheet to read")
+    skew.add_argument("--patient-col", help="patient id column (default: guessed)")
+    skew.add_argument("--image-col", help="image path column (default: guessed)")
+    skew.add_argument("--image-pattern", help="one row per patient: e.g. '{patient_id}_*.png'")
+    skew.add_argument("--out", help="the sidecar to write (default: TABLE.crops.csv)")
+    skew.set_defaults(func=run_deskew)
+
+
+def run_deskew(args: argparse.Namespace) -> int:
+    """Detect, keep what a person drew, write the suggestions, say per image what was found."""
+    from pathlib import Path
+
+    from core.cohort.chest_box import table_images
+    from core.cohort.crops import CropTable, read_sidecar, sidecar_path, write_sidecar
+    from core.cohort.deskew import deskew_images
+    from core.outputs import check_output_file
+
+    source = CohortSource(args.table, images_root=args.images_root,
+                          patient_column=args.patient_col, image_column=args.image_col,
+                          image_pattern=args.image_pattern, sheet=args.sheet)  # fmt: skip
+    out = Path(args.out) if args.out else sidecar_path(args.table)
+    check_output_file(out, inputs=[args.table], force=True)  # updated in place
+    existing = read_sidecar(out) if out.exists() else CropTable()
+    images = table_images(source)
+    result = deskew_images(images, existing, on_progress=_progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    found = dict(result.found)
+    for ref, _ in images:
+        if ref in found:
+            q = found[ref].quad
+            corners = ", ".join(f"({q[i]:.0f}, {q[i + 1]:.0f})" for i in range(0, 8, 2))
+            print(f"  found      {ref}: confidence {found[ref].confidence:.2f}, corners {corners}")
+        elif ref in result.not_found:
+            print(f"  not found  {ref}")
+        elif ref in result.kept:
+            print(f"  kept       {ref}: a box a person drew or accepted")
+    for problem in result.problems:
+        print(f"  [error] {problem}")
+    print(f"images:      {len(images)}")
+    print(f"found:       {len(result.found)} border(s), written as suggestions (source=auto)")
+    print(f"not found:   {len(result.not_found)}")
+    print(f"kept:        {len(result.kept)} image(s) a person had boxed (not searched)")
+    if result.found:
+        write_sidecar(out, result.table)
+        print(f"written:     {out}")
+        print("next:        review each border in the app's crop tool (Cohort page): A keeps "
+              "it, X discards it; until then nothing is deskewed")  # fmt: skip
     return 2 if result.problems else 0
 
 
