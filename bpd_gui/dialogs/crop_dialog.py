@@ -4,8 +4,14 @@ Drag on the radiograph to draw a box; the spin boxes adjust it and the rotation.
 N or → next image, P or ← previous, A accept (the box is used by training; an
 automatic suggestion accepted unchanged is stored as "accepted", anything drawn or
 changed as "manual"), C copy the previous image's box (scaled to this image), Delete
-removes the box. Every accept writes the sidecar (TABLE.crops.csv) at once. Nothing is
-computed here: boxes are numbers in core.cohort.crops' sidecar (docs/method.md, "Crops").
+removes the box. Every accept writes the sidecar (TABLE.crops.csv) at once. Boxes are
+numbers in core.cohort.crops' sidecar (docs/method.md, "Crops").
+
+A radiograph photographed from a monitor or a light box can be stood upright (deskew,
+off until a person keeps it): D looks for its four-sided border (core.cohort.deskew, a
+classical search of a fraction of a second), or a suggestion of `bpd cohort deskew` is
+shown; the border is drawn on the photo beside the upright preview, A keeps it (the
+image is then shown upright and the box is drawn on that) and X discards it.
 """
 
 from __future__ import annotations
@@ -14,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QPen, QPixmap
+from PySide6.QtGui import QBrush, QColor, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import (
     QDialog,
     QDoubleSpinBox,
     QGraphicsPixmapItem,
+    QGraphicsPolygonItem,
     QGraphicsRectItem,
     QGraphicsScene,
     QGraphicsView,
@@ -34,6 +41,7 @@ from PySide6.QtWidgets import (
 
 from bpd_gui.widgets.image_viewer import gray_qimage
 from core.cohort.crops import Crop, CropEntry, CropTable, file_sha256, read_sidecar, write_sidecar
+from core.cohort.deskew import Border, deskew, find_border
 
 MARKS = {"manual": "✓", "accepted": "✓", "auto": "?"}
 
@@ -53,6 +61,12 @@ class BoxView(QGraphicsView):
         self.rect.setBrush(QBrush(QColor(255, 200, 0, 40)))
         self.rect.setZValue(1)
         self.scene().addItem(self.rect)
+        self.quad = QGraphicsPolygonItem()  # a screen/film border found, not yet kept
+        self.quad.setPen(QPen(QColor(0, 220, 255), 0))
+        self.quad.setBrush(QBrush(QColor(0, 220, 255, 30)))
+        self.quad.setZValue(2)
+        self.quad.setVisible(False)
+        self.scene().addItem(self.quad)
         self._start: QPointF | None = None
         self.setMinimumSize(320, 320)
 
@@ -69,6 +83,12 @@ class BoxView(QGraphicsView):
         self.rect.setRect(QRectF(-w / 2, -h / 2, w, h))
         self.rect.setPos((crop.x0 + crop.x1) / 2, (crop.y0 + crop.y1) / 2)
         self.rect.setRotation(crop.rotation)  # Qt turns clockwise on screen, as Crop does
+
+    def show_quad(self, quad: tuple[float, ...] | None) -> None:
+        self.quad.setVisible(quad is not None)
+        if quad is not None:
+            points = [QPointF(quad[i], quad[i + 1]) for i in range(0, 8, 2)]
+            self.quad.setPolygon(QPolygonF(points))
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -104,7 +124,11 @@ class CropDialog(QDialog):
         self.index = 0
         self.shape: tuple[int, int] = (0, 0)
         self.box: Crop | None = None  # what is drawn now (not yet accepted)
-        self.previous: tuple[Crop, tuple[int, int]] | None = None  # last accepted, its image
+        self.previous: tuple[Crop, tuple[int, int]] | None = None  # last accepted, its grid
+        self.pixels: np.ndarray | None = None  # the image shown, as read (the photo)
+        self.pending: Border | None = None  # a border shown for review, not yet kept
+        self._shown: tuple | None = None  # what the view holds: (index, quad or None)
+        self._upright: tuple[tuple, np.ndarray] | None = None  # (quad, upright image) cache
 
         self.view = BoxView()
         self.view.box_drawn.connect(self._drawn)
@@ -112,6 +136,11 @@ class CropDialog(QDialog):
         self.list.currentRowChanged.connect(self._row_chosen)
         self.spins = {k: self._spin(0, 1e5, 0) for k in ("x0", "y0", "x1", "y1")}
         self.spins["rotation"] = self._spin(-180, 180, 1)
+        self.preview = QLabel()  # the upright (deskewed) image of a border under review
+        self.preview.setObjectName("deskew_preview")
+        self.preview.setFixedWidth(260)
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setVisible(False)
         self.progress = QLabel()
         self.progress.setObjectName("crop_progress")
         self.status = QLabel()
@@ -124,14 +153,20 @@ class CropDialog(QDialog):
         buttons = QHBoxLayout()
         for text, slot in (("Previous (P)", self.previous_image), ("Accept (A)", self.accept_box),
                            ("Copy previous box (C)", self.copy_previous),
-                           ("Next (N)", self.next_image), ("Close", self.close)):  # fmt: skip
+                           ("Next (N)", self.next_image),
+                           ("Detect screen border (D)", self.detect_border),
+                           ("Discard border (X)", self.discard_border),
+                           ("Close", self.close)):  # fmt: skip
             button = QPushButton(text)
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the dialog
             button.clicked.connect(slot)
             buttons.addWidget(button)
         right = QWidget()
         layout = QVBoxLayout(right)
-        layout.addWidget(self.view, 1)
+        pictures = QHBoxLayout()
+        pictures.addWidget(self.view, 1)
+        pictures.addWidget(self.preview)
+        layout.addLayout(pictures, 1)
         layout.addLayout(controls)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
@@ -189,15 +224,23 @@ class CropDialog(QDialog):
             self.status.setText(f"{ref}: {exc.detail}")
             return
         self.shape = pixels.shape
-        self.view.set_image(pixels)
+        self.pixels = pixels
+        self._end_review()
+        self._shown = None
         e = self.entry(i)
-        self._set_box(e.crop if e else None)
-        source = e.crop.source if e else None
-        self.status.setText(
-            {"auto": "Automatic suggestion: A accepts it, or draw a better one.",
-             "manual": "Box drawn by a person (used).", "accepted": "Accepted (used).",
-             None: "No box: drag on the image, or C copies the previous one."}[source]
-        )  # fmt: skip
+        if e is not None and e.crop.quad is not None and not e.crop.used:
+            # a suggestion of `bpd cohort deskew`: the border on the photo, for review
+            self._set_box(None)
+            self._review(Border(e.crop.quad, float("nan")), "Suggested screen border")
+        else:
+            self._set_box(e.crop if e else None)
+            source = e.crop.source if e else None
+            self.status.setText(
+                {"auto": "Automatic suggestion: A accepts it, or draw a better one.",
+                 "manual": "Box drawn by a person (used).", "accepted": "Accepted (used).",
+                 None: "No box: drag on the image, or C copies the previous one."}[source]
+                + (" Shown upright (deskewed)." if e and e.crop.quad else "")
+            )  # fmt: skip
         if self.list.currentRow() != i:
             self.list.setCurrentRow(i)
 
@@ -224,16 +267,33 @@ class CropDialog(QDialog):
             spin.blockSignals(True)
             spin.setValue(getattr(crop, name) if crop else 0.0)
             spin.blockSignals(False)
+        self._show_grid(crop.quad if crop is not None else None)
         self.view.show_box(crop)
+
+    def _show_grid(self, quad: tuple[float, ...] | None) -> None:
+        """The photo, or (a kept border) its upright image: the grid the box is drawn on."""
+        if self.pixels is None or self._shown == (self.index, quad):
+            return
+        self._shown = (self.index, quad)
+        self.view.show_quad(None)
+        self.view.set_image(self.pixels if quad is None else self._upright_image(quad))
+
+    def _upright_image(self, quad: tuple[float, ...]) -> np.ndarray:
+        if self._upright is None or self._upright[0] != (self.index, quad):
+            self._upright = ((self.index, quad), deskew(self.pixels, quad))
+        return self._upright[1]
+
+    def _quad_now(self) -> tuple[float, ...] | None:
+        return self.box.quad if self.box is not None else None
 
     def _drawn(self, x0: float, y0: float, x1: float, y1: float) -> None:
         rotation = self.box.rotation if self.box else 0.0
-        self._set_box(Crop(x0, y0, x1, y1, rotation, source="manual"))
+        self._set_box(Crop(x0, y0, x1, y1, rotation, source="manual", quad=self._quad_now()))
 
     def _spun(self) -> None:
         values = {k: s.value() for k, s in self.spins.items()}
         try:
-            crop = Crop(**values, source="manual")
+            crop = Crop(**values, source="manual", quad=self._quad_now())
         except Exception as exc:  # an InputError: say why, keep the last good box
             self.status.setText(str(exc))
             return
@@ -245,12 +305,16 @@ class CropDialog(QDialog):
             self.status.setText("No box accepted yet to copy.")
             return
         crop, (ph, pw) = self.previous
-        h, w = self.shape
+        quad = self._quad_now()  # this image's own border, if kept; never the previous one's
+        h, w = self.box.grid_shape(self.shape) if self.box is not None else self.shape
         sx, sy = w / pw, h / ph
         self._set_box(Crop(crop.x0 * sx, crop.y0 * sy, crop.x1 * sx, crop.y1 * sy,
-                           crop.rotation, source="manual"))  # fmt: skip
+                           crop.rotation, source="manual", quad=quad))  # fmt: skip
 
     def accept_box(self) -> None:
+        if self.pending is not None:
+            self.keep_border()
+            return
         if self.box is None:
             self.status.setText("Draw a box first (drag on the image), or C to copy one.")
             return
@@ -267,16 +331,86 @@ class CropDialog(QDialog):
         self.table = self.table.with_entry(CropEntry(self.images[self.index][0],
                                                      self.sha(self.index), crop))  # fmt: skip
         write_sidecar(self.sidecar, self.table)
-        self.previous = (crop, self.shape)
+        self.previous = (crop, crop.grid_shape(self.shape))
         self._refresh_list()
         self.next_image()
+
+    # --- deskew ----------------------------------------------------------------------------
+    def detect_border(self) -> None:
+        """D: look for a screen or film border; shown for review, nothing is kept yet."""
+        if self.pixels is None:
+            return
+        border = find_border(self.pixels)
+        if border is None:
+            self.status.setText("No screen or film border found (an ordinary digital "
+                                "radiograph has none): nothing to deskew.")  # fmt: skip
+            return
+        self._review(border, f"Screen border found (confidence {border.confidence:.2f})")
+
+    def _review(self, border: Border, what: str) -> None:
+        """The border drawn on the photo and the upright image beside it."""
+        self.pending = border
+        self._show_grid(None)
+        self.view.show_box(None)
+        self.view.show_quad(border.quad)
+        upright = QPixmap.fromImage(gray_qimage(self._upright_image(border.quad), 0.5, 1.0))
+        fit = (Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        self.preview.setPixmap(upright.scaled(self.preview.width(), 400, *fit))
+        self.preview.setVisible(True)
+        self.status.setText(f"{what}: the photo is shown with the border, the upright "
+                            "image on the right. A keeps the deskew (then draw the box on "
+                            "the upright image), X discards it.")  # fmt: skip
+
+    def _end_review(self) -> None:
+        self.pending = None
+        self.preview.setVisible(False)
+        self.preview.clear()
+        self.view.show_quad(None)
+
+    def keep_border(self) -> None:
+        """A on a border under review: stored at once (source accepted, the box = the whole
+        upright image); the tool stays on this image so a box can be drawn on it."""
+        border = self.pending
+        if border is None:
+            return
+        crop = border.crop("accepted")
+        try:
+            crop.check_fits(self.shape)
+        except Exception as exc:
+            self.status.setText(str(exc))
+            return
+        self._end_review()
+        self.table = self.table.with_entry(CropEntry(self.images[self.index][0],
+                                                     self.sha(self.index), crop))  # fmt: skip
+        write_sidecar(self.sidecar, self.table)
+        self._set_box(crop)
+        self._refresh_list()
+        self.status.setText("Deskew kept (used): the image is shown upright. Draw the chest "
+                            "box on it and A, or N for the next image.")  # fmt: skip
+
+    def discard_border(self) -> None:
+        """X: the border under review is dropped (and a stored suggestion with it)."""
+        if self.pending is None:
+            return
+        self._end_review()
+        current = self.entry(self.index)
+        if current is not None and current.crop.quad is not None and not current.crop.used:
+            self.table = self.table.without(current.sha256)
+            write_sidecar(self.sidecar, self.table)
+            self._refresh_list()
+        self._set_box(current.crop if current is not None and current.crop.used else None)
+        self.status.setText("Border discarded: the image stays as it is.")
 
     def keyPressEvent(self, event) -> None:
         key = event.key()
         actions = {Qt.Key.Key_N: self.next_image, Qt.Key.Key_Right: self.next_image,
                    Qt.Key.Key_P: self.previous_image, Qt.Key.Key_Left: self.previous_image,
                    Qt.Key.Key_A: self.accept_box, Qt.Key.Key_C: self.copy_previous,
+                   Qt.Key.Key_D: self.detect_border, Qt.Key.Key_X: self.discard_border,
                    Qt.Key.Key_Delete: lambda: self._set_box(None)}  # fmt: skip
+        if key == Qt.Key.Key_Escape and self.pending is not None:
+            self.discard_border()  # Esc drops the border under review, not the whole tool
+            return
         if key in actions:
             actions[key]()
             return
