@@ -37,6 +37,7 @@ from bpd_gui.messages import show_error
 from bpd_gui.widgets.image_viewer import ImageViewer
 from bpd_gui.widgets.predict_server import PredictServer
 from core import paths
+from core.predict.crop_choice import WHOLE_UNLIKE_TRAINING
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx")
 COLUMNS = ("Image", "Infant", "Probability", "Class", "Problem")
@@ -113,6 +114,9 @@ class PredictView(QWidget):
         self.cam_scale = QComboBox()
         self.cam_scale.addItem("one scale for all these images", "shared")
         self.cam_scale.addItem("each image to its own maximum", "image")
+        self.autobox_check = QCheckBox("Cut to the chest box (automatic)")
+        self.autobox_check.setObjectName("predict_autobox")
+        self.autobox_check.setEnabled(False)
         self.predict_button = QPushButton("Predict")
         self.predict_button.setObjectName("predict_button")
         self.predict_button.setDefault(True)
@@ -130,6 +134,7 @@ class PredictView(QWidget):
         options = QHBoxLayout()
         options.addWidget(self.cam_check)
         options.addWidget(self.cam_scale)
+        options.addWidget(self.autobox_check)
         options.addStretch(1)
         options.addWidget(self.predict_button)
 
@@ -205,6 +210,7 @@ class PredictView(QWidget):
         """Another model: its own child. Started ahead of the first click while the page
         is on screen (imports and model loading happen before the user asks)."""
         model = self.model_combo.currentData()
+        self._update_autobox(model)
         if model != self.server.model:
             if self.server.is_busy():  # its answer will not come: the page is free again
                 self.progress.setVisible(False)
@@ -217,6 +223,24 @@ class PredictView(QWidget):
     def showEvent(self, event) -> None:
         super().showEvent(event)
         self._model_changed()
+
+    def _update_autobox(self, model: str | None) -> None:
+        """The automatic chest box only for a model trained on crop boxes (its card or
+        run config says so; read as JSON, no torch), as `bpd predict --autobox`."""
+        from core.cohort.crop_policy import method_text, trained_on_crops
+        from core.predict.crop_choice import model_crop_policy
+
+        policy = model_crop_policy(model) if model else {}
+        cropped = trained_on_crops(policy)
+        self.autobox_check.setEnabled(cropped)
+        if not cropped:
+            self.autobox_check.setChecked(False)
+        self.autobox_check.setToolTip(
+            (f"This model was trained on {method_text(policy)}. " if model else "")
+            + "Cut each image without a crop box to the automatic chest box (bpd predict "
+            "--autobox) before the model sees it: consistent only with a model trained on "
+            "automatic boxes; only for models trained on crop boxes (docs/method.md, 'Crops')."
+        )
 
     def set_model(self, folder: str | Path) -> None:
         folder = str(folder)
@@ -276,6 +300,8 @@ class PredictView(QWidget):
         request = {"inputs": list(self.inputs), "out": str(self.result_csv), "cam": None}
         if self.cam_check.isChecked():
             request.update(cam=str(out_dir / "cam"), cam_scale=self.cam_scale.currentData())
+        if self.autobox_check.isEnabled() and self.autobox_check.isChecked():
+            request["autobox"] = True
         self.results.setRowCount(0)
         self.rows = []
         self.export_button.setEnabled(False)
@@ -307,6 +333,10 @@ class PredictView(QWidget):
         self.status.setToolTip(str(folder))  # the full path: too long for the line
         if problems:
             text += f"; {problems} could not be predicted (see Problem)"
+        whole = sum(1 for r in self.rows if r.get("crop") == WHOLE_UNLIKE_TRAINING)
+        if whole:  # bpd predict's warning, as its CSV's `crop` cells say it
+            text += (f"; {whole} scored whole though the model was trained on crop boxes "
+                     "(give the images' boxes, or cut them to the chest box)")  # fmt: skip
         self.status.setText(text)
         self.export_button.setEnabled(True)
         if self.results.rowCount():
