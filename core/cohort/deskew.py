@@ -166,7 +166,7 @@ def _best_quad(horizontal: list[Line], vertical: list[Line], mag: np.ndarray):
     return support, p, polarity
 
 
-def _upright(p: np.ndarray) -> bool:
+def is_upright(p: np.ndarray) -> bool:
     """Already an upright rectangle: every corner within UPRIGHT_TOLERANCE of the diagonal
     of the rectangle spanned by the sides' mean positions."""
     left, right = (p[0, 0] + p[3, 0]) / 2, (p[1, 0] + p[2, 0]) / 2
@@ -253,7 +253,7 @@ def find_border(pixels01: np.ndarray) -> Border | None:
     best = _best_quad(distinct([profile(ln, smooth) for ln in horizontal], g.shape),
                       distinct([profile(ln, smooth) for ln in vertical], g.shape),
                       np.hypot(gx, gy))  # fmt: skip
-    if best is None or _upright(best[1]):
+    if best is None or is_upright(best[1]):
         return None
     confidence, p, polarity = best
     corners = _refine(arr, p / scale, polarity, scale)
