@@ -134,6 +134,8 @@ def test_sidecar_keeps_the_quad_and_an_older_sidecar_still_loads(tmp_path):
                          )  # fmt: skip
     back = read_sidecar(path)
     assert back.for_sha(sha) == crop and back.for_sha("b" * 64).quad is None
+    # a run's config.json keeps it too (the boxes as JSON rows)
+    assert CropTable.from_json(json.loads(json.dumps(back.to_json()))).for_sha(sha) == crop
     assert "q0x" in path.read_text().splitlines()[0]
     # a sidecar written before quads existed: the 8 original columns only
     old = tmp_path / "old.crops.csv"
