@@ -198,6 +198,8 @@ def run_deskew(args: argparse.Namespace) -> int:
         print(f"written:     {out}")
         print("next:        review each border in the app's crop tool (Cohort page): A keeps "
               "it, X discards it; until then nothing is deskewed")  # fmt: skip
+    else:
+        print(f"written:     nothing ({out} left as it was)")
     return 2 if result.problems else 0
 
 
