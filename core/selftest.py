@@ -7,18 +7,18 @@ prints one line: name, OK / FAILED / SKIPPED, seconds, what it saw.
   dicom        a JPEG 2000 DICOM through core's reader (core.cohort.dicom), with
                pylibjpeg's decoders found through their package entry points (a bundle
                without that package metadata decodes no compressed DICOM)
-  training     8 demo radiographs imported at 64 px (core.cohort), a random-init
-               ResNet-50 (core.models), one epoch of the fold trainer
-               (core.training.loop): a finite loss and weights that moved
-  grad-cam     one Grad-CAM (core.explain) of that model: finite and not flat
   cli-child    `bpd env --json` in a child process started as the app starts its jobs
                (cli_command(): the frozen executable in CLI mode): its JSON read back
   mp-children  a child in each multiprocessing context core uses, loading what it runs:
                a fold worker (core.runs.workers: the training engine) and an image
                decoder (core.cohort.prepare). Frozen, each re-runs the executable,
                whose freeze_support() must take it (bpd_gui.launcher)
-  report       2-fold cross-validation of those patients by the runner (core.runs),
-               then report.html (core.evaluation): there and not empty
+  training     8 demo radiographs imported at 64 px (core.cohort), a random-init
+               ResNet-50 (core.models), one epoch of the fold trainer
+               (core.training.loop): a finite loss and weights that moved
+  grad-cam     one Grad-CAM (core.explain) of that model: finite and not flat
+  report       2-fold cross-validation of those patients (a linear probe at 32 px) by
+               the runner (core.runs), then report.html (core.evaluation): not empty
 
 Exit 0 only when every check passed. Everything is written into a temporary folder that
 is removed afterwards; nothing is downloaded, the user's cache and runs are not touched.
@@ -35,12 +35,13 @@ import json
 import logging
 import math
 import os
+import queue
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ SELFTEST_DATA = ("selftest", "demo_cohort")  # relative to core.paths.resources_
 DICOM_NAME = "dx256_jpeg2000.dcm"
 TABLE_NAME = "cohort.csv"
 RESOLUTION = 64  # layer4 has 2 x 2 cells: a Grad-CAM map with some structure
+REPORT_RESOLUTION = 32
 BATCH_SIZE = 4
 CHILD_TIMEOUT_S = 120.0  # a cold child imports torch: seconds, more on a slow disk
 # pylibjpeg's decoders the project depends on (pyproject: pylibjpeg-openjpeg, -libjpeg)
@@ -89,7 +91,6 @@ class _State:
     data: Any = None
     cfg: Any = None
     model: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def selftest_dir() -> Path:
@@ -249,38 +250,50 @@ def check_mp_children(state: _State) -> str:
 
 
 def check_report(state: _State) -> str:
+    from core.cohort.cache import ImageCache
+    from core.cohort.prepare import prepare_images
     from core.evaluation.report import write_report
     from core.runs.folder import RunFolder, now_iso, package_versions
     from core.runs.run_config import RunConfig, RunOptions
     from core.runs.runner import run_cv
     from core.runs.workers import InitModelFactory
+    from core.training.data import TrainingData
 
-    cfg = state.cfg
+    # The report needs a run, not a good one (the training check trained the backbone):
+    # a linear probe on features computed once, at half the side, costs a few forward
+    # passes instead of backward passes and optimizer steps over 25M parameters.
+    cfg = state.cfg.replace(resolution=REPORT_RESOLUTION, strategy="probe", probe_epochs=1)
+    prepared = prepare_images(
+        state.prepared.cohort, _preprocess(cfg), cache=ImageCache(state.tmp / "cache"), workers=1
+    )
     run_config = RunConfig(cfg, selftest_source(), RunOptions(workers=1))
     run_config = run_config.replace(versions=package_versions(), created=now_iso())
-    run = RunFolder.create(state.tmp / "run", run_config.to_json(), state.prepared.cohort.to_json())
+    run = RunFolder.create(state.tmp / "run", run_config.to_json(), prepared.cohort.to_json())
     with run.lock():
         summary = run_cv(
-            run, state.data, cfg, InitModelFactory(cfg.init, cfg.dropout),
-            patients=state.prepared.cohort.patients, workers=1,
+            run, TrainingData.from_prepared(prepared), cfg,
+            InitModelFactory(cfg.init, cfg.dropout), patients=prepared.cohort.patients,
+            workers=1,
         )  # fmt: skip
     html = write_report(run.path)
     size = html.stat().st_size if html.is_file() else 0
     if size == 0 or b"<html" not in html.read_bytes()[:4096]:
         raise CheckFailed(f"{html} is missing or empty")
     return (
-        f"{summary.get('n_folds')} folds of {summary.get('n_patients')} patients by the "
-        f"runner; {html.name} {size / 1024:.0f} KB"
+        f"{summary.get('n_folds')} folds of {summary.get('n_patients')} patients ({cfg.strategy}"
+        f" at {cfg.resolution} px) by the runner; {html.name} {size / 1024:.0f} KB"
     )
 
 
+# The child processes go first: if torch cannot load in this installation (a native
+# crash takes the whole process down), their lines already say so, with the child's error.
 CHECKS: tuple[tuple[str, Callable[[_State], str], tuple[str, ...]], ...] = (
     ("dicom", check_dicom, ()),
-    ("training", check_training, ()),
-    ("grad-cam", check_gradcam, ("training",)),
     ("cli-child", check_cli_child, ()),
     ("mp-children", check_mp_children, ()),
-    ("report", check_report, ("training", "mp-children")),
+    ("training", check_training, ()),
+    ("grad-cam", check_gradcam, ("training",)),
+    ("report", check_report, ("training",)),
 )
 
 
@@ -395,21 +408,39 @@ def _child_answer(answers, module: str) -> None:
 
 
 def _start_child(context, module: str) -> int:
+    """Start a child in `context` that loads `module`; its pid once it answered. A child
+    that dies first (a crash while loading) fails at once, with its exit code."""
     answers = context.Queue()
     child = context.Process(target=_child_answer, args=(answers, module), daemon=True)
     child.start()
+    deadline = time.monotonic() + CHILD_TIMEOUT_S
     try:
-        pid = answers.get(timeout=CHILD_TIMEOUT_S)
-    except Exception:
-        raise CheckFailed(
-            f"a {context.get_start_method()} child process did not answer within "
-            f"{CHILD_TIMEOUT_S:.0f} s (exit code {child.exitcode})"
-        ) from None
+        pid = _answer(answers, child, deadline)
     finally:
         child.join(timeout=10)
         if child.is_alive():
             child.kill()
             child.join()
+    if pid is None:
+        how = (
+            f"did not answer within {CHILD_TIMEOUT_S:.0f} s"
+            if time.monotonic() >= deadline
+            else f"ended without answering (exit code {child.exitcode})"
+        )
+        raise CheckFailed(f"a {context.get_start_method()} child loading {module} {how}")
     if pid != child.pid:  # an answer from this process would prove nothing
         raise CheckFailed(f"the answer came from process {pid}, not the child {child.pid}")
     return pid
+
+
+def _answer(answers, child, deadline: float) -> int | None:
+    while time.monotonic() < deadline:
+        try:
+            return answers.get(timeout=0.5)
+        except queue.Empty:
+            if not child.is_alive():  # what it sent before it ended is in the pipe by now
+                try:
+                    return answers.get(timeout=1.0)
+                except queue.Empty:
+                    return None
+    return None

@@ -100,6 +100,13 @@ def test_the_child_process_checks_pass(only, capsys):
     assert "loaded core.runs.runner" in lines["mp-children"]
 
 
+def test_a_child_that_dies_while_loading_fails_at_once():
+    from core.runs.workers import worker_context
+
+    with pytest.raises(selftest.CheckFailed, match=r"ended without answering \(exit code 1\)"):
+        selftest._start_child(worker_context(), "core.no_such_module")
+
+
 @pytest.mark.slow
 def test_self_test_passes_end_to_end(capsys):
     assert main(["self-test"]) == 0
@@ -107,5 +114,5 @@ def test_self_test_passes_end_to_end(capsys):
     for name, *_ in selftest.CHECKS:
         assert " OK " in lines[name], lines[name]
     assert "JPEG 2000" in lines["dicom"]
-    assert "2 folds of 8 patients" in lines["report"]
+    assert "2 folds of 8 patients (probe at 32 px)" in lines["report"]
     assert lines["self-test"].startswith("self-test passed: 6 checks")
