@@ -16,7 +16,7 @@ until a person accepts or corrects it (docs/method.md, "Crops").
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -221,6 +221,7 @@ def autobox_images(
     """An automatic box (source=auto) for every image without a person's box; boxes a
     person drew or accepted stay as they are."""
     from core.cohort.crops import file_sha256
+    from core.cohort.deskew import deskew
     from core.cohort.images import read_image
 
     result = AutoboxResult(existing)
@@ -231,13 +232,20 @@ def autobox_images(
             if current is not None and current.crop.source != "auto":
                 result.kept += 1
                 continue
-            box = find_chest_box(read_image(path).pixels)
+            pixels = read_image(path).pixels
+            # A suggested screen border (bpd cohort deskew) stays: the box is found on
+            # the upright image it gives, so autobox and deskew may run in either order.
+            quad = current.crop.quad if current is not None else None
+            if quad is not None:
+                pixels = deskew(pixels, quad)
+            box = find_chest_box(pixels)
         except (OSError, BPDError) as exc:
             result.problems.append(f"{ref}: {getattr(exc, 'detail', exc)}")
             continue
         if not box.found:
             result.not_found.append(ref)
-        result.table = result.table.with_entry(CropEntry(ref, sha, box.crop))
+        crop = box.crop if quad is None else replace(box.crop, quad=quad)
+        result.table = result.table.with_entry(CropEntry(ref, sha, crop))
         result.suggested += 1
         if on_progress:
             on_progress(i + 1, len(images))

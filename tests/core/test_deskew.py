@@ -294,3 +294,34 @@ def test_a_border_as_a_crop_covers_the_upright_image():
     crop = border.crop()
     assert crop.source == "auto" and not crop.used
     assert (crop.height, crop.width) == upright_size(QUAD)
+
+
+def test_autobox_after_deskew_keeps_the_border_and_boxes_the_upright_image(tmp_path):
+    from core.cohort.chest_box import autobox_images, find_chest_box
+
+    radiograph = _demo(1, step=61)[0]
+    quad = np.asarray(QUAD).reshape(4, 2)
+    photo = photograph(radiograph, quad, (330, 380), seed=3)
+    path = tmp_path / "photo.png"
+    from PIL import Image
+
+    Image.fromarray((photo * 255).astype(np.uint8)).save(path)
+    border = find_border(read_image(path).pixels)
+    assert border is not None
+    h, w = upright_size(border.quad)
+    sha = file_sha256(path)
+    suggested = CropTable().with_entry(
+        CropEntry("photo.png", sha, Crop(0, 0, w, h, source="auto", quad=border.quad))
+    )
+    crop = autobox_images([("photo.png", path)], suggested).table.entry(sha).crop
+    assert crop.source == "auto" and crop.quad == border.quad
+    # the box is the chest box of the upright image, not of the photo
+    upright = deskew(read_image(path).pixels, border.quad)
+    expected = find_chest_box(upright).crop
+    assert (crop.x0, crop.y0, crop.x1, crop.y1) == (
+        expected.x0,
+        expected.y0,
+        expected.x1,
+        expected.y1,
+    )
+    assert crop.x1 <= w and crop.y1 <= h
