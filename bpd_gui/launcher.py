@@ -21,10 +21,10 @@ import sys
 
 CLI_FLAG = "--cli"
 SELF_TEST_FLAG = "--self-test"
-HELP = f"""usage: bpd-studio [app options]               the desktop app
-       bpd-studio COMMAND ...                    the `bpd` command line (--cli --help)
-       bpd-studio {CLI_FLAG} [-v] COMMAND ...          the same (how the app starts jobs)
-       bpd-studio {SELF_TEST_FLAG} [--dicom FILE]     check this installation, offline
+HELP = """usage: bpd-studio [app options]              the desktop app
+       bpd-studio COMMAND ...                   the `bpd` command line (--cli --help)
+       bpd-studio --cli [-v] COMMAND ...        the same (how the app starts its jobs)
+       bpd-studio --self-test [--dicom FILE]    check this installation, offline
 """
 
 
@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
 
     multiprocessing.freeze_support()  # frozen: a multiprocessing child runs here, then exits
     mode, args = choose_mode(list(sys.argv[1:] if argv is None else argv))
+    if mode == "unknown":
+        print(f"bpd-studio: {args[0]!r} is not a command; commands: "
+              f"{', '.join(cli_commands())} (bpd-studio --help)", file=sys.stderr)  # fmt: skip
+        return 2
     if mode == "help":
         from bpd_gui.main import build_parser  # argparse only: no Qt yet
 
@@ -51,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def choose_mode(args: list[str]) -> tuple[str, list[str]]:
-    """("gui" | "cli" | "help", the arguments that mode's parser gets)."""
+    """("gui" | "cli" | "help" | "unknown", the arguments that mode's parser gets)."""
     if not args:
         return "gui", []
     first = args[0]
@@ -63,10 +67,10 @@ def choose_mode(args: list[str]) -> tuple[str, list[str]]:
         return "help", []
     if first == "--version":
         return "cli", args
-    # Only a bare word can be a command; the list is built (command modules imported)
-    # only then, so the app starts without it.
-    if not first.startswith("-") and first in cli_commands():
-        return "cli", args
+    # Only a bare word can be a command (the app takes none); the list is built (command
+    # modules imported) only then, so the app starts without it.
+    if not first.startswith("-"):
+        return ("cli" if first in cli_commands() else "unknown"), args
     return "gui", args
 
 

@@ -41,7 +41,6 @@ def calls(monkeypatch):
         (["self-test"], ("cli", ["self-test"])),
         (["--self-test", "--dicom", "x.dcm"], ("cli", ["self-test", "--dicom", "x.dcm"])),
         (["--version"], ("cli", ["--version"])),
-        (["cohort.csv"], ("gui", ["cohort.csv"])),  # not a command: the app's parser says so
     ],
 )
 def test_mode_and_arguments(calls, argv, expected):
@@ -49,6 +48,13 @@ def test_mode_and_arguments(calls, argv, expected):
     assert calls[0] == ("freeze", [])  # before anything else: a frozen child stops there
     assert calls[1:] == [expected]
     assert code == (7 if expected[0] == "cli" else 0)  # the chosen main's exit code
+
+
+def test_a_word_that_is_no_command_is_refused_with_the_commands(calls, capsys):
+    assert launcher.main(["cohort.csv"]) == 2
+    err = capsys.readouterr().err
+    assert "'cohort.csv' is not a command" in err and "self-test" in err and "train" in err
+    assert calls == [("freeze", [])]  # neither the app nor the CLI ran
 
 
 def test_every_bpd_command_runs_the_cli():
