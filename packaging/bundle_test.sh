@@ -5,7 +5,8 @@
 #    a fresh venv there with the project + the bundle extra (pip's cache is reused),
 #    `make bundle` (build time and peak memory from /usr/bin/time -v);
 # 2. bpd-studio --self-test (DICOM JPEG 2000, model, training step, Grad-CAM, report,
-#    child processes);
+#    child processes); `weights status` (torchxrayvision imports); `federate` says
+#    Flower is not in the bundle;
 # 3. a short cpu-fast training run of the demo cohort through the frozen executable,
 #    with --workers 2 so the frozen spawn children run the folds; its summary.json;
 # 4. the frozen app, offscreen: bpd-studio --screenshots DIR (it also trains a live run
@@ -47,6 +48,17 @@ say "self-test"
 t0=$(date +%s)
 "$exe" --self-test
 echo "self-test: $(seconds "$t0") s"
+
+say "weights status (imports torchxrayvision, as every xrv run does)"
+"$exe" weights status
+
+say "federate: left out of the bundle, and says so"
+if "$exe" federate simulate --site A=x --site B=y --outcome d --positive P \
+    2>"$work/federate.err"; then
+  echo "bundle-test: FAILED: federate ran in a bundle without Flower" >&2
+  exit 1
+fi
+grep "not in this installed bundle" "$work/federate.err"
 
 say "cpu-fast training run through the frozen executable (--workers 2)"
 run="$BPD_STUDIO_HOME/runs/bundle-test-train"
