@@ -9,7 +9,8 @@ stdin, a request: {"id": any, "inputs": [TABLE or IMAGE, ...], "out": CSV, and a
   "negative_rest", "sheet", "crops", "autobox", "force")}; an option left out has the
   value given on the --serve command line (or its default).
 stdout, the answers:
-  {"event": "ready", "model", "kind", "threshold", "n_models", "pid"} once, models loaded;
+  {"event": "ready", "model", "kind", "threshold", "n_models", "pid"} once, the models
+   loaded and each run once (warm);
   {"event": "progress", "id", "done", "total"} per image;
   {"event": "done", "id", "exit": 0 or 3 (partial), "written": {kind: path},
    "n_images", "n_predicted", "problems": [{row, patient_id, file, message}], "seconds"};
@@ -107,8 +108,7 @@ def serve(base: argparse.Namespace, stdin: TextIO | None = None) -> int:
     with contextlib.redirect_stdout(sys.stderr):
         predictor = load_predictor(base.model)
         predictor.keep_models_loaded()
-        for _ in predictor.models:  # load each once now (mmap'd, a fraction of a second)
-            pass
+        _warm_up(predictor)
     answers.send("ready", model=predictor.description, kind=predictor.kind,
                  threshold=predictor.threshold, n_models=len(predictor.models),
                  pid=os.getpid())  # fmt: skip
@@ -119,9 +119,23 @@ def serve(base: argparse.Namespace, stdin: TextIO | None = None) -> int:
     return 0
 
 
+def _warm_up(predictor) -> None:
+    """Load every model and run each once on a blank image of the run's size, before
+    "ready": the first forward pass also reads the mmap'd weights and sets up the
+    convolution kernels, work the page's first click would otherwise wait for."""
+    import torch
+
+    from core.predict.threads import use_free_cores
+
+    use_free_cores()
+    side = predictor.preprocess.resolution
+    predictor.probabilities(torch.zeros(1, 1, side, side))
+
+
 def _answer(line: str, base: argparse.Namespace, predictor, answers: _Answers) -> None:
     from core.cli.predict_cmd import PARTIAL_EXIT, check_request, predict_request
     from core.errors import InputError
+    from core.predict.threads import use_free_cores
 
     rid = None
     started = time.perf_counter()
@@ -137,6 +151,7 @@ def _answer(line: str, base: argparse.Namespace, predictor, answers: _Answers) -
         def progress(done: int, total: int) -> None:
             answers.send("progress", id=rid, done=done, total=total)
 
+        use_free_cores()  # per request: a training run may have started meanwhile
         result, written = predict_request(args, predictor, on_progress=progress)
     except (BPDError, OSError) as exc:  # what `bpd predict` reports as exit 2
         answers.send("error", id=rid, message=_message(exc), exit=2)
