@@ -295,7 +295,8 @@ class CropTable:
 
 def _entry(row: Mapping[str, Any], file: str | None, number: int) -> CropEntry:
     """One sidecar row -> CropEntry; InputError naming the file and the data row."""
-    missing = [k for k in FIELDS if k != "rotation" and not str(row.get(k) or "").strip()]
+    # a box edge at 0.0 (a JSON number in a run's config.json) is a value, not a gap
+    missing = [k for k in FIELDS if k != "rotation" and not _cell(row, k)]
     if missing:
         raise InputError(f"crop row is missing {', '.join(missing)}", file=file, row=number)
     sha = str(row["sha256"]).strip().lower()
@@ -316,9 +317,15 @@ def _entry(row: Mapping[str, Any], file: str | None, number: int) -> CropEntry:
     return CropEntry(str(row["image"]).strip(), sha, crop)
 
 
+def _cell(row: Mapping[str, Any], key: str) -> str:
+    """A cell as text: '' when absent or empty (a CSV's empty string, a JSON null)."""
+    value = row.get(key)
+    return "" if value is None else str(value).strip()
+
+
 def _quad(row: Mapping[str, Any]) -> tuple[float, ...] | None:
     """The optional quad columns: all empty (or absent: an older sidecar) or 8 numbers."""
-    cells = [str(row.get(k) if row.get(k) is not None else "").strip() for k in QUAD_FIELDS]
+    cells = [_cell(row, k) for k in QUAD_FIELDS]
     if not any(cells):
         return None
     if not all(cells):

@@ -5,6 +5,7 @@ uncropped image; bad sidecar rows named by file and row."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -230,3 +231,14 @@ def test_run_config_records_the_sidecar_boxes(cohort_with_boxes, tmp_path):
     back = RunConfig.from_json(data)
     assert back.crops == config.crops and back.with_crops() is back
     assert "crops" not in RunConfig(TrainConfig(), source.replace(crops=None)).to_json()
+
+
+def test_a_recorded_box_at_the_image_edge_reads_back_from_json():
+    """config.json stores box edges as numbers: 0.0 at the top-left edge is a value (it
+    once read as 'crop row is missing y0', so explain, predict and resume failed)."""
+    sha = "cd" * 32
+    table = CropTable((CropEntry("a.png", sha, Crop(0, 0.0, 90, 120, source="accepted")),))
+    back = CropTable.from_json(json.loads(json.dumps(table.to_json())))
+    assert back.for_sha(sha) == table.for_sha(sha)
+    with pytest.raises(InputError, match="missing y0"):
+        CropTable.from_json([{**table.to_json()[0], "y0": None}])
