@@ -127,11 +127,11 @@ def _warm_up(predictor) -> None:
     convolution kernels, work the page's first click would otherwise wait for."""
     import torch
 
-    from core.predict.threads import use_free_cores
+    from core.predict.threads import free_core_threads
 
-    use_free_cores()
     side = predictor.preprocess.resolution
-    predictor.probabilities(torch.zeros(1, 1, side, side))
+    with free_core_threads():
+        predictor.probabilities(torch.zeros(1, 1, side, side))
 
 
 def _warm_up_cam(predictor) -> None:
@@ -141,11 +141,13 @@ def _warm_up_cam(predictor) -> None:
     import torch
 
     from core.explain.gradcam import explain_with_peak
+    from core.predict.threads import free_core_threads
 
     side = predictor.preprocess.resolution
     _, model = predictor.models[0]
     try:
-        explain_with_peak(model, torch.zeros(1, 1, side, side))
+        with free_core_threads():
+            explain_with_peak(model, torch.zeros(1, 1, side, side))
     except Exception:  # a request with --cam will report it properly
         traceback.print_exc(file=sys.stderr)
 
@@ -153,7 +155,7 @@ def _warm_up_cam(predictor) -> None:
 def _answer(line: str, base: argparse.Namespace, predictor, answers: _Answers) -> None:
     from core.cli.predict_cmd import PARTIAL_EXIT, check_request, predict_request
     from core.errors import InputError
-    from core.predict.threads import use_free_cores
+    from core.predict.threads import free_core_threads
 
     rid = None
     started = time.perf_counter()
@@ -169,8 +171,8 @@ def _answer(line: str, base: argparse.Namespace, predictor, answers: _Answers) -
         def progress(done: int, total: int) -> None:
             answers.send("progress", id=rid, done=done, total=total)
 
-        use_free_cores()  # per request: a training run may have started meanwhile
-        result, written = predict_request(args, predictor, on_progress=progress)
+        with free_core_threads():  # on busy cores two threads wait at every barrier
+            result, written = predict_request(args, predictor, on_progress=progress)
     except (BPDError, OSError) as exc:  # what `bpd predict` reports as exit 2
         answers.send("error", id=rid, message=_message(exc), exit=2)
         return

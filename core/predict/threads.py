@@ -4,16 +4,20 @@ Scoring one image is a few small convolutions per model. With two OpenMP threads
 2-core machine whose cores are busy (a training run, other jobs), every barrier waits
 for a descheduled thread: `bench_predict.py --serve` at load 3.5-3.7 took 0.8-8.7 s
 per image with 2 threads and 0.2-0.4 s with 1 (docs/benchmarks.md). So the app's
-kept-loaded child (`bpd predict --serve`), before each request, counts the processes
-running right now (Linux: /proc/loadavg, sampled a few times, the smallest count, so
-short bursts do not count) and uses the cores left, at least one.
+kept-loaded `bpd predict --serve` counts, before each request, the processes running
+right now (Linux: /proc/loadavg, sampled a few times, the smallest count, so short
+bursts do not count) and uses the cores left, at least one. A different thread count
+sums in another order: probabilities can differ from a one-shot `bpd predict` (which
+keeps torch's default) in the sixth decimal.
 OMP_NUM_THREADS, when set, decides instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from core.training.parallel import cpu_cores
@@ -41,17 +45,21 @@ def free_cores(cores: int, busy: int) -> int:
     return max(1, min(cores, cores - busy))
 
 
-def use_free_cores() -> int | None:
-    """Set torch's thread count to the free cores; the count, or None when left alone
-    (OMP_NUM_THREADS set, or the busy count unknown)."""
-    if os.environ.get("OMP_NUM_THREADS"):
-        return None
-    busy = running_elsewhere()
+@contextlib.contextmanager
+def free_core_threads() -> Iterator[int | None]:
+    """torch's thread count set to the free cores for the block, then restored (a
+    caller in the same process, a test, keeps its own); yields the count, or None when
+    left alone (OMP_NUM_THREADS set, or the busy count unknown)."""
+    busy = None if os.environ.get("OMP_NUM_THREADS") else running_elsewhere()
     if busy is None:
-        return None
+        yield None
+        return
     import torch
 
+    before = torch.get_num_threads()
     threads = free_cores(cpu_cores(), busy)
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-    return threads
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)

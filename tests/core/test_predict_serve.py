@@ -5,6 +5,7 @@ of its stdin (so it cannot outlive the app that opened it)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,10 +35,12 @@ def run(tmp_path_factory) -> Path:
 
 class Server:
     def __init__(self, model: Path):
+        # the threads of this process, not the free cores: the same sums as main() here
+        env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "core.cli.main", "predict", str(model), "--serve"],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True,
+            text=True, env=env,
         )  # fmt: skip
 
     def answer(self) -> dict:

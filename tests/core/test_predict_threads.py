@@ -1,5 +1,5 @@
-"""The serve child's thread count: the cores other running processes leave, at least
-one; OMP_NUM_THREADS, when set, wins."""
+"""A prediction's thread count: the cores other running processes leave, at least one,
+for the prediction only; OMP_NUM_THREADS, when set, wins."""
 
 from __future__ import annotations
 
@@ -19,17 +19,19 @@ def test_free_cores_is_what_other_work_leaves_and_at_least_one():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/loadavg")
-def test_the_threads_follow_the_busy_cores(monkeypatch):
+def test_the_threads_follow_the_busy_cores_for_the_block_only(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "cpu_cores", lambda: 4)
+    assert isinstance(threads.running_elsewhere(), int)
     before = torch.get_num_threads()
-    try:
-        assert isinstance(threads.running_elsewhere(), int)
-        monkeypatch.setattr(threads, "running_elsewhere", lambda: 3)
-        assert threads.use_free_cores() == 1 and torch.get_num_threads() == 1
-        monkeypatch.setattr(threads, "running_elsewhere", lambda: 1)
-        assert threads.use_free_cores() == 3 and torch.get_num_threads() == 3
-        monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's setting is left alone
-        assert threads.use_free_cores() is None and torch.get_num_threads() == 3
-    finally:
-        torch.set_num_threads(before)
+    monkeypatch.setattr(threads, "running_elsewhere", lambda: 3)
+    with threads.free_core_threads() as n:
+        assert n == 1 and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before  # the caller's setting is back
+    monkeypatch.setattr(threads, "running_elsewhere", lambda: 1)
+    with threads.free_core_threads() as n:
+        assert n == 3 and torch.get_num_threads() == 3
+    assert torch.get_num_threads() == before
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's setting is left alone
+    with threads.free_core_threads() as n:
+        assert n is None and torch.get_num_threads() == before
