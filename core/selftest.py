@@ -17,6 +17,10 @@ prints one line: name, OK / FAILED / SKIPPED, seconds, what it saw.
                ResNet-50 (core.models), one epoch of the fold trainer
                (core.training.loop): a finite loss and weights that moved
   grad-cam     one Grad-CAM (core.explain) of that model: finite and not flat
+  weights      the pretrained inits' libraries load (torchxrayvision, torchvision: a
+               bundle that misses a module of theirs fails every pretrained run) and
+               each weights file found on this machine loads into the ResNet-50; a
+               missing file is not a failure (bpd weights import brings one)
   report       2-fold cross-validation of those patients (a linear probe at 32 px) by
                the runner (core.runs), then report.html (core.evaluation): not empty
 
@@ -235,6 +239,20 @@ def check_cli_child(state: _State) -> str:
     return f"`{shown}`: torch {torch_version}, device {device}, suggested preset {preset}"
 
 
+def check_weights(state: _State) -> str:
+    from core.models.weights import PRETRAINED_INITS, find_weights, load_backbone
+
+    seen = []
+    for init in PRETRAINED_INITS:
+        file = find_weights(init)  # imports the library that names the file
+        if file is None:
+            seen.append(f"{init}: library loads, no weights file (bpd weights import)")
+            continue
+        load_backbone(init, allow_download=False)
+        seen.append(f"{init}: {file.name} loads")
+    return "; ".join(seen)
+
+
 def check_mp_children(state: _State) -> str:
     from core.cohort.prepare import pool_context
     from core.runs.workers import worker_context
@@ -293,6 +311,7 @@ CHECKS: tuple[tuple[str, Callable[[_State], str], tuple[str, ...]], ...] = (
     ("mp-children", check_mp_children, ()),
     ("training", check_training, ()),
     ("grad-cam", check_gradcam, ("training",)),
+    ("weights", check_weights, ()),
     ("report", check_report, ("training",)),
 )
 

@@ -115,4 +115,35 @@ def test_self_test_passes_end_to_end(capsys):
         assert " OK " in lines[name], lines[name]
     assert "JPEG 2000" in lines["dicom"]
     assert "2 folds of 8 patients (probe at 32 px)" in lines["report"]
-    assert lines["self-test"].startswith("self-test passed: 6 checks")
+    assert lines["self-test"].startswith("self-test passed: 7 checks")
+
+
+def test_weights_check_loads_an_imported_file_and_fails_when_a_library_is_missing(
+    only, monkeypatch, tmp_path, capsys
+):
+    import torch
+    from torch import nn
+
+    from core.models import weights
+    from core.models.resnet import resnet50
+
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))  # the libraries' own caches
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "user" / "torch"))
+    model = resnet50(num_classes=weights.XRV_NUM_CLASSES)  # torchxrayvision's layout
+    model.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    file = tmp_path / "xrv.pt"
+    torch.save(model.state_dict(), file)
+    weights.import_weights(file, "xrv")
+    only("weights")
+    assert main(["self-test"]) == 0
+    line = _lines(capsys.readouterr().out)["weights"]
+    assert " OK " in line and "xrv: " in line and " loads" in line
+    assert "imagenet: library loads, no weights file" in line
+
+    def no_xrv():  # what a bundle that missed one of torchxrayvision's modules does
+        raise ModuleNotFoundError("No module named 'model.utils'")
+
+    monkeypatch.setattr(weights, "_import_xrv", no_xrv)
+    assert main(["self-test"]) == 1
+    line = _lines(capsys.readouterr().out)["weights"]
+    assert "FAILED" in line and "model.utils" in line
