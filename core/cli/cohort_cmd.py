@@ -10,14 +10,12 @@ import argparse
 import json
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from core.cohort.cache import ImageCache
-from core.cohort.loader import load_source
-from core.cohort.model import Cohort
-from core.cohort.outcome_values import NEGATIVE_REST_HINT
-from core.cohort.prepare import prepare_images
-from core.cohort.preprocess import PreprocessConfig
 from core.cohort.source import CohortSource, OutcomeSpec
+
+if TYPE_CHECKING:
+    from core.cohort.model import Cohort
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -234,6 +232,13 @@ def _source(args: argparse.Namespace) -> CohortSource:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    # here, not at module level: every bpd command builds this parser, and the table
+    # reader (pandas) and image cache cost a cold `bpd predict` ~0.4 s
+    from core.cohort.cache import ImageCache
+    from core.cohort.loader import load_source
+    from core.cohort.prepare import prepare_images
+    from core.cohort.preprocess import PreprocessConfig
+
     cohort = load_source(_source(args))
     seconds = 0.0
     if not args.no_decode:
@@ -314,4 +319,10 @@ def print_report(cohort: Cohort, seconds: float = 0.0) -> None:
         unmapped = s["excluded_by_reason"].get("unknown_outcome")
         if unmapped:
             print(f"            {unmapped} patients have an outcome value named neither "
-                  f"positive nor negative: {NEGATIVE_REST_HINT}")  # fmt: skip
+                  f"positive nor negative: {_negative_rest_hint()}")  # fmt: skip
+
+
+def _negative_rest_hint() -> str:
+    from core.cohort.outcome_values import NEGATIVE_REST_HINT  # pandas: see run_check
+
+    return NEGATIVE_REST_HINT

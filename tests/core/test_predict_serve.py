@@ -126,14 +126,16 @@ def test_serve_refuses_images_on_its_command_line(run, tmp_path, capsys):
 
 def test_a_cold_predict_imports_nothing_it_does_not_use(run, tmp_path):
     """torchvision pulled in torch._dynamo (seconds of a cold start); Grad-CAM, the
-    adult-CXR library, training and reports are not needed to score an image."""
+    adult-CXR library, training, reports and the table reader (pandas, once pulled in by
+    building the `bpd cohort` parser) are not needed to score an image."""
     image, out = IMAGES / "IM-0115-0001.jpeg", tmp_path / "x.csv"
     code = (
         "import sys\nfrom core.cli.main import main\n"
         f"assert main(['predict', {str(run)!r}, {str(image)!r}, '--out', {str(out)!r}, "
         "'--quiet']) == 0\n"
         "unused = ('torchvision', 'torchxrayvision', 'pytorch_grad_cam', 'torch._dynamo', "
-        "'sklearn', 'core.training.loop', 'core.evaluation.report', 'core.explain.gradcam')\n"
+        "'sklearn', 'pandas', 'core.training.loop', 'core.evaluation.report', "
+        "'core.explain.gradcam')\n"
         "print('imported:', ','.join(m for m in unused if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
