@@ -134,6 +134,9 @@ class CropDialog(QDialog):
         self.view.box_drawn.connect(self._drawn)
         self.list = QListWidget()
         self.list.currentRowChanged.connect(self._row_chosen)
+        # long paths lose their middle, not the file name that tells images apart
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.list.setMinimumWidth(240)
         self.spins = {k: self._spin(0, 1e5, 0) for k in ("x0", "y0", "x1", "y1")}
         self.spins["rotation"] = self._spin(-180, 180, 1)
         self.preview = QLabel()  # the upright (deskewed) image of a border under review
@@ -174,6 +177,7 @@ class CropDialog(QDialog):
         splitter.addWidget(self.list)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 3)
+        splitter.setSizes([280, 720])
         outer = QVBoxLayout(self)
         outer.addWidget(self.progress)
         outer.addWidget(splitter, 1)
