@@ -1,8 +1,10 @@
 """Grad-CAM for the single BPD logit, on the ResNet-50's last bottleneck block.
 
-Uses the grad-cam package. Works whether or not the backbone's parameters are frozen:
-the last block's output is cut from the graph and made a leaf that requires grad, so
-the backward pass reaches it (and only the head in between), never the parameters.
+Computed here, scaled as the grad-cam package scales it (its ClassifierOutputTarget on
+one target layer; tests/core/test_gradcam.py compares the two). Works whether or not
+the backbone's parameters are frozen: the last block's output is cut from the graph and
+made a leaf that requires grad, so the backward pass reaches it (and only the head in
+between), never the parameters.
 The model's training mode, requires_grad flags and .grad tensors are left as found.
 """
 
@@ -15,13 +17,15 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
+from torch.nn import functional as F
 
 from core.atomic import atomic_write, atomic_write_bytes
 from core.explain.overlay import jet  # the colours live torch-free, for the app
 
 
 class _PositiveLogit(nn.Module):
-    """[B] logits -> [B, 1], so ClassifierOutputTarget(0) is the positive outcome."""
+    """The model run piecewise (backbone, pool, head) so that the backbone alone may run
+    in bfloat16: [B] logits -> [B, 1]."""
 
     def __init__(self, model: nn.Module, bf16: bool = False):
         super().__init__()
@@ -107,31 +111,43 @@ def explain_with_peak(
         raise ValueError(f"expected one image [1, 1, H, W], got {tuple(x.shape)}")
     if precision not in ("float32", "bfloat16"):
         raise ValueError(f"precision must be float32 or bfloat16, not {precision!r}")
-    # Imported here: the package pulls in matplotlib, scikit-learn and more (seconds),
-    # which overlay-only users (the app's review view) need not pay for.
-    from pytorch_grad_cam import GradCAM
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
     bf16 = precision == "bfloat16"
     device = next(model.parameters()).device
     x = x.detach().to(device=device, dtype=torch.float32)
     layout = _channels_last(model.backbone) if bf16 else contextlib.nullcontext()
     if bf16:
         x = x.contiguous(memory_format=torch.channels_last)
-    # The leaf hook must run before grad-cam's own hooks, so it is registered first.
-    with (
-        _explainable(model),
-        layout,
-        GradCAM(_PositiveLogit(model, bf16), [target_layer(model)]) as cam,
-    ):
-        maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(0)])
-        # The library scales each map to its own maximum; keep that maximum (Grad-CAM:
-        # ReLU(sum_k mean(dy/dA_k) * A_k) on the last block) before the hooks are gone.
-        acts = cam.activations_and_grads.activations[0].float()
-        grads = cam.activations_and_grads.gradients[0].float()
-        raw = torch.relu((grads.mean(dim=(2, 3), keepdim=True) * acts).sum(dim=1))
-        peak = float(raw.max()) if maps[0].max() > 0 else 0.0
-    return np.clip(maps[0], 0.0, 1.0).astype(np.float32), peak
+    captured: dict[str, torch.Tensor] = {}
+
+    def keep(_module, _inputs, output):  # after _explainable's hook: the leaf it made
+        captured["fmap"] = output
+
+    with _explainable(model), layout:
+        handle = target_layer(model).register_forward_hook(keep)
+        try:
+            logit = _PositiveLogit(model, bf16)(x)[:, 0]
+        finally:
+            handle.remove()
+        fmap = captured["fmap"]
+        (grad,) = torch.autograd.grad(logit.sum(), fmap)
+    # Grad-CAM: ReLU(sum_k mean(dy/dA_k) * A_k) on the last block
+    weights = grad.float().mean(dim=(2, 3), keepdim=True)
+    raw = torch.relu((weights * fmap.detach().float()).sum(dim=1))[0].cpu()
+    # As the grad-cam package scales it (its 1.5 line, which this replaces: it imported
+    # torchvision, OpenCV and matplotlib, seconds per cold start and ~170 MB of a bundle):
+    # to [0, 1], bilinear to the input's size (half-pixel centres, as cv2.resize), again.
+    small = _to_unit(raw)
+    cam = F.interpolate(small[None, None], size=tuple(x.shape[-2:]), mode="bilinear",
+                        align_corners=False)[0, 0]  # fmt: skip
+    cam = _to_unit(cam).numpy()
+    peak = float(raw.max()) if cam.max() > 0 else 0.0
+    return np.clip(cam, 0.0, 1.0).astype(np.float32), peak
+
+
+def _to_unit(m: torch.Tensor) -> torch.Tensor:
+    """min to 0, max to ~1 (an all-equal map becomes all zeros)."""
+    m = m - m.min()
+    return m / (1e-7 + m.max())
 
 
 def _gray_to_unit(gray: np.ndarray) -> np.ndarray:

@@ -45,7 +45,7 @@ INTENDED_USE = (
 
 def package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version(), "bpd": core.__version__}
-    for name in ("torch", "torchvision", "torchxrayvision", "grad-cam"):
+    for name in ("torch", "torchvision", "torchxrayvision"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -164,3 +164,31 @@ def test_jet_colormap_endpoints():
 def test_rejects_batches(model):
     with pytest.raises(ValueError, match="one image"):
         gradcam.explain(model, torch.zeros(2, 1, 32, 32))
+
+
+def test_map_and_peak_equal_the_grad_cam_package(model, x):
+    """core's Grad-CAM replaced the grad-cam package (GradCAM on layer4[-1] with
+    ClassifierOutputTarget(0)); both give the same map on a real radiograph."""
+    pytest.importorskip("pytorch_grad_cam")  # a development dependency only
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    cam, peak = gradcam.explain_with_peak(model, x)
+    with (
+        gradcam._explainable(model),
+        GradCAM(gradcam._PositiveLogit(model), [gradcam.target_layer(model)]) as library,
+    ):
+        expected = library(input_tensor=x, targets=[ClassifierOutputTarget(0)])[0]
+        acts = library.activations_and_grads.activations[0]
+        grads = library.activations_and_grads.gradients[0]
+    raw = torch.relu((grads.mean(dim=(2, 3), keepdim=True) * acts).sum(dim=1))
+    np.testing.assert_allclose(cam, np.clip(expected, 0, 1), atol=1e-4)
+    assert peak == pytest.approx(float(raw.max()), rel=1e-4)
+
+
+def test_a_map_with_no_positive_evidence_is_all_zero_with_peak_zero(x):
+    model = create_model("random", seed=11).eval()
+    with torch.no_grad():
+        model.head[1].weight.zero_()  # the logit no longer depends on the features
+    cam, peak = gradcam.explain_with_peak(model, x)
+    assert peak == 0.0 and not cam.any()
