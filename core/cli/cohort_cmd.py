@@ -69,6 +69,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_deskew(sub)
 
 
+def _add_sidecar_arguments(p: argparse.ArgumentParser) -> None:
+    """A cohort's table, how its images are found, and the crop sidecar to update:
+    autobox and deskew read a cohort alike."""
+    p.add_argument("table", help="CSV or XLSX, one row per image or per patient")
+    p.add_argument("--images-root", help="folder image paths are relative to")
+    p.add_argument("--sheet", help="XLSX: the sheet to read")
+    p.add_argument("--patient-col", help="patient id column (default: guessed)")
+    p.add_argument("--image-col", help="image path column (default: guessed)")
+    p.add_argument("--image-pattern", help="one row per patient: e.g. '{patient_id}_*.png'")
+    p.add_argument("--out", help="the sidecar to write (default: TABLE.crops.csv)")
+
+
+def _sidecar_source(args: argparse.Namespace) -> CohortSource:
+    return CohortSource(args.table, images_root=args.images_root,
+                        patient_column=args.patient_col, image_column=args.image_col,
+                        image_pattern=args.image_pattern, sheet=args.sheet)  # fmt: skip
+
+
 def _register_autobox(sub: argparse._SubParsersAction) -> None:
     box = sub.add_parser(
         "autobox",
@@ -80,13 +98,7 @@ def _register_autobox(sub: argparse._SubParsersAction) -> None:
         "accept each in the app's crop tool, or accept all of them as they are with "
         "--accept. See docs/method.md, 'Crops'.",
     )
-    box.add_argument("table", help="CSV or XLSX, one row per image or per patient")
-    box.add_argument("--images-root", help="folder image paths are relative to")
-    box.add_argument("--sheet", help="XLSX: the sheet to read")
-    box.add_argument("--patient-col", help="patient id column (default: guessed)")
-    box.add_argument("--image-col", help="image path column (default: guessed)")
-    box.add_argument("--image-pattern", help="one row per patient: e.g. '{patient_id}_*.png'")
-    box.add_argument("--out", help="the sidecar to write (default: TABLE.crops.csv)")
+    _add_sidecar_arguments(box)
     box.add_argument("--accept", action="store_true",
                      help="mark every automatic box accepted (used by training) without "
                      "review; a person's boxes are kept")  # fmt: skip
@@ -104,9 +116,7 @@ def run_autobox(args: argparse.Namespace) -> int:
     from core.cohort.crops import CropTable, read_sidecar, sidecar_path, write_sidecar
     from core.outputs import check_output_file
 
-    source = CohortSource(args.table, images_root=args.images_root,
-                          patient_column=args.patient_col, image_column=args.image_col,
-                          image_pattern=args.image_pattern, sheet=args.sheet)  # fmt: skip
+    source = _sidecar_source(args)
     out = Path(args.out) if args.out else sidecar_path(args.table)
     # the sidecar is updated in place (a person's boxes kept), never the table itself
     check_output_file(out, inputs=[args.table, *([args.compare] if args.compare else [])],
@@ -146,13 +156,7 @@ def _register_deskew(sub: argparse._SubParsersAction) -> None:
         "in the app's crop tool (D shows it). Images a person has boxed are kept. See "
         "docs/method.md, 'Deskew'.",
     )
-    skew.add_argument("table", help="CSV or XLSX, one row per image or per patient")
-    skew.add_argument("--images-root", help="folder image paths are relative to")
-    skew.add_argument("--sheet", help="XLSX: the sheet to read")
-    skew.add_argument("--patient-col", help="patient id column (default: guessed)")
-    skew.add_argument("--image-col", help="image path column (default: guessed)")
-    skew.add_argument("--image-pattern", help="one row per patient: e.g. '{patient_id}_*.png'")
-    skew.add_argument("--out", help="the sidecar to write (default: TABLE.crops.csv)")
+    _add_sidecar_arguments(skew)
     skew.set_defaults(func=run_deskew)
 
 
@@ -165,9 +169,7 @@ def run_deskew(args: argparse.Namespace) -> int:
     from core.cohort.deskew import deskew_images
     from core.outputs import check_output_file
 
-    source = CohortSource(args.table, images_root=args.images_root,
-                          patient_column=args.patient_col, image_column=args.image_col,
-                          image_pattern=args.image_pattern, sheet=args.sheet)  # fmt: skip
+    source = _sidecar_source(args)
     out = Path(args.out) if args.out else sidecar_path(args.table)
     check_output_file(out, inputs=[args.table], force=True)  # updated in place
     existing = read_sidecar(out) if out.exists() else CropTable()
