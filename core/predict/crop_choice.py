@@ -15,9 +15,12 @@ when it trained on accepted automatic boxes of the same version.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from core.cohort.crop_policy import autobox_description, method_text, trained_on_crops
 from core.cohort.crops import Crop, CropTable, crop_for_file
@@ -37,9 +40,12 @@ class CropChoice:
     policy: dict[str, Any]  # the model's crop policy ({}: not recorded)
     column: bool  # whether the output gets a `crop` column
 
-    def for_image(self, path: str | Path) -> tuple[Crop | None, str]:
+    def for_image(
+        self, path: str | Path, pixels: Callable[[], np.ndarray] | None = None
+    ) -> tuple[Crop | None, str]:
         """(the box the image is cut to or None, the text of its `crop` cell);
-        ImageError (naming the file) when it cannot be read."""
+        ImageError (naming the file) when it cannot be read. `pixels`: the image's
+        decoded pixels, for --autobox (the prediction decodes each image once)."""
         crop = crop_for_file(path, self.boxes)
         if crop is not None:
             return crop, f"box: {crop.source}"
@@ -47,8 +53,7 @@ class CropChoice:
             from core.cohort.chest_box import find_chest_box
             from core.cohort.images import read_image
 
-            # decoded once more than a boxed image: only with --autobox
-            found = find_chest_box(read_image(path).pixels)
+            found = find_chest_box(pixels() if pixels else read_image(path).pixels)
             return found.crop, AUTOBOX if found.found else AUTOBOX_FALLBACK
         return None, WHOLE_UNLIKE_TRAINING if trained_on_crops(self.policy) else WHOLE
 

@@ -9,6 +9,7 @@ over its images ("mean"), as in the cross-validation that estimated its accuracy
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,6 +78,10 @@ def load_pixels(path: Path, predictor: Predictor, crop: Crop | None = None) -> n
     return preprocess(read_image(path).pixels, predictor.preprocess, crop)
 
 
+def _decode(path: Path) -> np.ndarray:
+    return read_image(path).pixels
+
+
 def predict(
     predictor: Predictor,
     inputs: PredictionInputs,
@@ -117,10 +122,12 @@ def predict(
         }
         image_crops.append(None)  # one entry per image, also when it fails
         try:
-            image_crops[-1], how = choice.for_image(item.path)
+            # decoded once: --autobox finds its box on the same pixels
+            decoded = functools.cache(functools.partial(_decode, item.path))
+            image_crops[-1], how = choice.for_image(item.path, decoded)
             if choice.column:
                 row[CROP_FIELD] = how
-            pixels = load_pixels(item.path, predictor, image_crops[-1])
+            pixels = preprocess(decoded(), predictor.preprocess, image_crops[-1])
         except ImageError as exc:
             first_error = first_error or exc
             row["problem"] = exc.detail
