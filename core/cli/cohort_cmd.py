@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from core.cohort.source import CohortSource, OutcomeSpec
@@ -87,6 +88,19 @@ def _sidecar_source(args: argparse.Namespace) -> CohortSource:
                         image_pattern=args.image_pattern, sheet=args.sheet)  # fmt: skip
 
 
+def _open_sidecar(args: argparse.Namespace, also_read: Sequence[str] = ()):
+    """(the sidecar to write, what it holds now): it is updated in place, a person's
+    boxes kept, and is never the table or another input."""
+    from pathlib import Path
+
+    from core.cohort.crops import CropTable, read_sidecar, sidecar_path
+    from core.outputs import check_output_file
+
+    out = Path(args.out) if args.out else sidecar_path(args.table)
+    check_output_file(out, inputs=[args.table, *also_read], force=True)
+    return out, read_sidecar(out) if out.exists() else CropTable()
+
+
 def _register_autobox(sub: argparse._SubParsersAction) -> None:
     box = sub.add_parser(
         "autobox",
@@ -110,19 +124,11 @@ def _register_autobox(sub: argparse._SubParsersAction) -> None:
 
 def run_autobox(args: argparse.Namespace) -> int:
     """Suggest, keep what a person drew, write the sidecar, and say what to do next."""
-    from pathlib import Path
-
     from core.cohort.chest_box import autobox_images, compare_boxes, table_images
-    from core.cohort.crops import CropTable, read_sidecar, sidecar_path, write_sidecar
-    from core.outputs import check_output_file
+    from core.cohort.crops import read_sidecar, write_sidecar
 
-    source = _sidecar_source(args)
-    out = Path(args.out) if args.out else sidecar_path(args.table)
-    # the sidecar is updated in place (a person's boxes kept), never the table itself
-    check_output_file(out, inputs=[args.table, *([args.compare] if args.compare else [])],
-                      force=True)  # fmt: skip
-    existing = read_sidecar(out) if out.exists() else CropTable()
-    images = table_images(source)
+    out, existing = _open_sidecar(args, [args.compare] if args.compare else [])
+    images = table_images(_sidecar_source(args))
     result = autobox_images(images, existing, on_progress=_progress)
     if sys.stderr.isatty():
         print(file=sys.stderr)
@@ -162,18 +168,12 @@ def _register_deskew(sub: argparse._SubParsersAction) -> None:
 
 def run_deskew(args: argparse.Namespace) -> int:
     """Detect, keep what a person drew, write the suggestions, say per image what was found."""
-    from pathlib import Path
-
     from core.cohort.chest_box import table_images
-    from core.cohort.crops import CropTable, read_sidecar, sidecar_path, write_sidecar
+    from core.cohort.crops import write_sidecar
     from core.cohort.deskew import deskew_images
-    from core.outputs import check_output_file
 
-    source = _sidecar_source(args)
-    out = Path(args.out) if args.out else sidecar_path(args.table)
-    check_output_file(out, inputs=[args.table], force=True)  # updated in place
-    existing = read_sidecar(out) if out.exists() else CropTable()
-    images = table_images(source)
+    out, existing = _open_sidecar(args)
+    images = table_images(_sidecar_source(args))
     result = deskew_images(images, existing, on_progress=_progress)
     if sys.stderr.isatty():
         print(file=sys.stderr)
