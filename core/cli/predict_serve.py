@@ -112,8 +112,6 @@ def serve(base: argparse.Namespace, stdin: TextIO | None = None) -> int:
     answers.send("ready", model=predictor.description, kind=predictor.kind,
                  threshold=predictor.threshold, n_models=len(predictor.models),
                  pid=os.getpid())  # fmt: skip
-    with contextlib.redirect_stdout(sys.stderr):
-        _warm_up_cam(predictor)
     for line in stdin or sys.stdin:
         if line.strip():
             with contextlib.redirect_stdout(sys.stderr):
@@ -132,24 +130,6 @@ def _warm_up(predictor) -> None:
     side = predictor.preprocess.resolution
     with free_core_threads():
         predictor.probabilities(torch.zeros(1, 1, side, side))
-
-
-def _warm_up_cam(predictor) -> None:
-    """One Grad-CAM on a blank image, after "ready" (a request sent meanwhile waits in
-    the pipe): its library's import (torchvision, torch._dynamo: seconds) would fall on
-    the first click with overlays, the Predict page's default."""
-    import torch
-
-    from core.explain.gradcam import explain_with_peak
-    from core.predict.threads import free_core_threads
-
-    side = predictor.preprocess.resolution
-    _, model = predictor.models[0]
-    try:
-        with free_core_threads():
-            explain_with_peak(model, torch.zeros(1, 1, side, side))
-    except Exception:  # a request with --cam will report it properly
-        traceback.print_exc(file=sys.stderr)
 
 
 def _answer(line: str, base: argparse.Namespace, predictor, answers: _Answers) -> None:
