@@ -48,13 +48,16 @@ def target_layer(model: nn.Module) -> nn.Module:
 @contextlib.contextmanager
 def _explainable(model: nn.Module):
     """Eval mode, no parameter gradients, a grad-requiring leaf at the target layer;
-    everything restored afterwards."""
+    everything restored afterwards. Yields a dict whose "fmap" is the last leaf made."""
     params = list(model.parameters())
     saved = [(p.requires_grad, p.grad) for p in params]
     was_training = model.training
 
+    made: dict[str, torch.Tensor] = {}
+
     def leaf(_module, _inputs, output):
-        return output.detach().float().requires_grad_(True)
+        made["fmap"] = output.detach().float().requires_grad_(True)
+        return made["fmap"]
 
     handle = target_layer(model).register_forward_hook(leaf)
     try:
@@ -62,7 +65,7 @@ def _explainable(model: nn.Module):
         for p in params:
             p.requires_grad_(False)
         with torch.enable_grad():
-            yield
+            yield made
     finally:
         handle.remove()
         for p, (flag, grad) in zip(params, saved, strict=True):
@@ -117,18 +120,9 @@ def explain_with_peak(
     layout = _channels_last(model.backbone) if bf16 else contextlib.nullcontext()
     if bf16:
         x = x.contiguous(memory_format=torch.channels_last)
-    captured: dict[str, torch.Tensor] = {}
-
-    def keep(_module, _inputs, output):  # after _explainable's hook: the leaf it made
-        captured["fmap"] = output
-
-    with _explainable(model), layout:
-        handle = target_layer(model).register_forward_hook(keep)
-        try:
-            logit = _PositiveLogit(model, bf16)(x)[:, 0]
-        finally:
-            handle.remove()
-        fmap = captured["fmap"]
+    with _explainable(model) as made, layout:
+        logit = _PositiveLogit(model, bf16)(x)[:, 0]
+        fmap = made["fmap"]
         (grad,) = torch.autograd.grad(logit.sum(), fmap)
     # Grad-CAM: ReLU(sum_k mean(dy/dA_k) * A_k) on the last block
     weights = grad.float().mean(dim=(2, 3), keepdim=True)
