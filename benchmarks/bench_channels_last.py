@@ -7,7 +7,7 @@ Two FoldTrainers (the engine's real `train_step`, fp32, the final progressive st
 differ only in Runtime.channels_last; each round times `--steps` steps of one, then of
 the other, alternating, so both see the same machine load (the machine may be shared).
 Prints the median seconds per step of each, their ratio and the load average; the last
-line is JSON. Set ONEDNN_MAX_CPU_ISA=AVX2 to emulate an AVX2-only CPU on a newer one.
+line is JSON. Run it under benchmarks/avx2.sh to emulate an AVX2-only CPU on a newer one.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from core.models.registry import build_model
 from core.training import schedule as sch
 from core.training.bench import bench_config, cpu_model, synthetic_data
 from core.training.folds import Fold
+from core.training.isa_limits import isa_limits
 from core.training.loop import FoldTrainer
 from core.training.runtime import Runtime
 
@@ -85,7 +86,7 @@ def main() -> None:
         "median_step_s": {k: round(v, 4) for k, v in med.items()},
         "channels_last_speedup": round(med["nchw"] / med["channels_last"], 3),
         "threads": torch.get_num_threads(),
-        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
+        "isa_limits": isa_limits(),
         "cpu": cpu_model(),
         "torch": torch.__version__,
         "load_average_before": [round(v, 2) for v in load_before],

@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.training.isa_limits import isa_limits  # noqa: E402
+
 BPD = [sys.executable, "-m", "core.cli.main"]
 
 
@@ -118,7 +120,7 @@ def main() -> None:
         **timed,
         "peak_rss_mb": round(peak_kib / 1024, 1),
         "cpu": cpu_model(),
-        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
+        "isa_limits": isa_limits(),
         "load_average_before": [round(v, 2) for v in load_before],
         "load_average_after": [round(v, 2) for v in os.getloadavg()],
     }))  # fmt: skip

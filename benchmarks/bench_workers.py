@@ -8,7 +8,7 @@ turn (1, 2, 1, 2, ...), so every setting sees the same machine load; the wall ti
 includes the import and image preparation, as a user sees it. Reports per W the wall
 seconds of each run, their median, the runs' mean fold AUROC and the precision path
 the runs took, plus the CPU, its cores and the load average before and after.
-Set ONEDNN_MAX_CPU_ISA=AVX2 to emulate an AVX2-only CPU on a newer one (a CPU without
+Run it under benchmarks/avx2.sh to emulate an AVX2-only CPU on a newer one (a CPU without
 bf16 runs fp32 by itself). The last line of output is JSON.
 """
 
@@ -27,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from core.training.isa_limits import isa_limits  # noqa: E402
 
 
 def _demo(workers: int, init: str, extra: list[str], out: Path) -> dict:
@@ -81,7 +83,7 @@ def main() -> None:
         },
         "cpu": cpu_model(),
         "cores": cpu_cores(),
-        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
+        "isa_limits": isa_limits(),
         "load_average_before": [round(v, 2) for v in load_before],
         "load_average_after": [round(v, 2) for v in os.getloadavg()],
     }

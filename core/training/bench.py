@@ -28,6 +28,7 @@ from core.training import schedule as sch
 from core.training.config import TrainConfig, paper_preset
 from core.training.data import TrainingData
 from core.training.folds import Fold
+from core.training.isa_limits import isa_limits
 from core.training.loop import FoldTrainer
 from core.training.runtime import Runtime, resolve_runtime
 
@@ -114,6 +115,7 @@ def bench_train(
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "torch": torch.__version__,
         "cpu": cpu_model(),
+        "isa_limits": isa_limits(),
         "load_average": [round(v, 2) for v in os.getloadavg()],
     }
 
