@@ -11,7 +11,9 @@ forward and computes its gradients as
   otherwise oneDNN's input-gradient kernel alone (it is slower when asked for both).
 
 Same gradients up to the rounding of the precision in use (tested against autograd in
-fp32). Larger outputs keep the native kernels, which are faster there.
+fp32). Larger outputs keep the native kernels, which are faster there. Where the
+convolutions run on AVX2 in fp32, oneDNN's own backward is the faster one down to 8x8,
+so there only 4x4 outputs (layer4 at 128 px) take this path (`gemm_limits`).
 """
 
 from __future__ import annotations
@@ -20,14 +22,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Output sizes (H x W) measured faster as matrix products on a 2-core AVX512-BF16 CPU.
-WEIGHT_GRAD_MAX_PIXELS = 196  # 14 x 14: layer4 at 224 px, layer3/4 at 128 px
-INPUT_GRAD_MAX_PIXELS = 64  # 8 x 8
+from core.training.runtime import kernel_isa
+
+# Largest outputs (H x W pixels: weight gradient, input gradient) measured faster as
+# matrix products, by the vector ISA the convolutions run with.
+# A 2-core AVX512-BF16 CPU (bf16): 14 x 14 (layer4 at 224 px, layer3/4 at 128 px), 8 x 8.
+LIMITS_DEFAULT = (196, 64)
+# AVX2 in fp32 (benchmarks/avx2.sh, 128 px batch 16): oneDNN's own backward is faster
+# for layer3's 8 x 8 outputs (17.5 vs 20.0 ms strided, 14.1 vs 15.4 ms), the matrix
+# products for layer4's 4 x 4 (15.8 vs 24.9 ms); the layer3 stage's step 1-3% faster.
+LIMITS_AVX2 = (16, 16)
 
 
-def wants_gemm_backward(conv: nn.Conv2d, x: torch.Tensor) -> bool:
+def gemm_limits() -> tuple[int, int]:
+    """(weight-gradient, input-gradient) output-size limits on this CPU."""
+    return LIMITS_AVX2 if kernel_isa() == "AVX2" else LIMITS_DEFAULT
+
+
+def wants_gemm_backward(
+    conv: nn.Conv2d, x: torch.Tensor, limits: tuple[int, int] | None = None
+) -> bool:
     """A plain 3x3 convolution (padding 1, no bias) on a channels_last input whose
-    output is small enough for the matrix-product backward to be faster."""
+    output is small enough (`limits`, default this CPU's) for the matrix-product
+    backward to be faster."""
     if (
         conv.kernel_size != (3, 3)
         or conv.padding != (1, 1)
@@ -40,17 +57,21 @@ def wants_gemm_backward(conv: nn.Conv2d, x: torch.Tensor) -> bool:
         return False
     s = conv.stride[0]
     ho, wo = (x.shape[2] - 1) // s + 1, (x.shape[3] - 1) // s + 1
-    return ho * wo <= WEIGHT_GRAD_MAX_PIXELS
+    return ho * wo <= (limits or gemm_limits())[0]
 
 
-def conv3x3(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """conv(x) with the matrix-product backward; autocast's casts made explicit so the
-    autograd function sees one dtype."""
+def conv3x3(
+    conv: nn.Conv2d, x: torch.Tensor, limits: tuple[int, int] | None = None
+) -> torch.Tensor:
+    """conv(x) with the matrix-product backward (the input gradient too where the output
+    is within `limits`' second number); autocast's casts made explicit so the autograd
+    function sees one dtype."""
     weight = conv.weight
     if torch.is_autocast_enabled(x.device.type):
         dtype = torch.get_autocast_dtype(x.device.type)
         x, weight = x.to(dtype), weight.to(dtype)
-    return _Conv3x3GemmBackward.apply(x, weight, conv.stride[0])
+    input_limit = (limits or gemm_limits())[1]
+    return _Conv3x3GemmBackward.apply(x, weight, conv.stride[0], input_limit)
 
 
 def _im2col(x: torch.Tensor, stride: int, ho: int, wo: int) -> torch.Tensor:
@@ -77,9 +98,12 @@ def _col2im(cols: torch.Tensor, shape: torch.Size, stride: int, ho: int, wo: int
 
 class _Conv3x3GemmBackward(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, stride: int) -> torch.Tensor:
+    def forward(
+        ctx, x: torch.Tensor, weight: torch.Tensor, stride: int, input_limit: int
+    ) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.stride = stride
+        ctx.input_limit = input_limit
         with torch.autocast(x.device.type, enabled=False):
             return F.conv2d(x, weight, None, stride, 1)
 
@@ -93,7 +117,7 @@ class _Conv3x3GemmBackward(torch.autograd.Function):
         g = grad_out.permute(0, 2, 3, 1).reshape(-1, c_out)  # [N*ho*wo, C_out]
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
-            if ho * wo <= INPUT_GRAD_MAX_PIXELS:
+            if ho * wo <= ctx.input_limit:
                 w_mat = weight.permute(0, 2, 3, 1).reshape(c_out, -1)  # [C_out, 9*C_in]
                 grad_x = _col2im(g @ w_mat, x.shape, s, ho, wo)
             else:
@@ -105,4 +129,4 @@ class _Conv3x3GemmBackward(torch.autograd.Function):
             cols = _im2col(x, s, ho, wo)
             # [C_out, kh, kw, C_in] viewed as [C_out, C_in, kh, kw]: channels_last strides
             grad_w = (g.t() @ cols).view(c_out, 3, 3, -1).permute(0, 3, 1, 2)
-        return grad_x, grad_w, None
+        return grad_x, grad_w, None, None

@@ -43,16 +43,17 @@ def cpu_isa() -> str:
 
 def fp32_channels_last() -> bool:
     """channels_last (and the fast path's 1x1-as-GEMM that goes with it) for fp32 on this
-    CPU? Only where oneDNN is limited to AVX2. In-process A/B of the real training step
-    (benchmarks/bench_channels_last.py, 128 px batch 16, 2 threads): with
-    ONEDNN_MAX_CPU_ISA=AVX2 2.57x faster (4.79 vs 12.30 s/step); with AVX-512 0.98x
+    CPU? Only where the convolutions run on AVX2. In-process A/B of the real training
+    step (benchmarks/bench_channels_last.py, 128 px batch 16, 2 threads), AVX2 emulated
+    with benchmarks/avx2.sh: 1.11x faster (0.867 vs 0.964 s/step); with AVX-512 0.98x
     and 0.75x (no gain), so NCHW there."""
     return kernel_isa() == "AVX2"
 
 
 def kernel_isa() -> str:
     """The vector ISA the convolutions run with: oneDNN's limit ONEDNN_MAX_CPU_ISA=AVX2
-    (how an AVX2-only CPU is emulated on a newer one) or else the CPU's."""
+    (set by benchmarks/avx2.sh, which emulates an AVX2-only CPU on a newer one) or else
+    the CPU's."""
     if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper().startswith("AVX2"):
         return "AVX2"
     return cpu_isa().upper()

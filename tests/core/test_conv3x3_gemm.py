@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from core.training.conv3x3_gemm import conv3x3, wants_gemm_backward
+from core.training import conv3x3_gemm
+from core.training.conv3x3_gemm import LIMITS_DEFAULT, conv3x3, wants_gemm_backward
 
 
 def _case(channels: int, size: int, stride: int, dtype=torch.float32):
@@ -32,13 +33,14 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 # (input size, stride): input gradient as a matrix product (output <= 8x8) and by
-# oneDNN alone (larger outputs), stride 1 and 2, odd sizes included.
+# oneDNN alone (larger outputs), stride 1 and 2, odd sizes included. The limits are
+# given, so both branches are tested whatever this CPU's own limits are.
 @pytest.mark.parametrize("size,stride", [(8, 1), (7, 1), (16, 2), (9, 2), (12, 1), (28, 2)])
 def test_gradients_equal_autograd_in_fp32(size, stride):
     conv, x, upstream = _case(8, size, stride)
-    assert wants_gemm_backward(conv, x)
+    assert wants_gemm_backward(conv, x, LIMITS_DEFAULT)
     ref = _grads(conv, conv, x, upstream)
-    got = _grads(lambda t: conv3x3(conv, t), conv, x, upstream)
+    got = _grads(lambda t: conv3x3(conv, t, LIMITS_DEFAULT), conv, x, upstream)
     for a, b in zip(got, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     assert conv.weight.grad.is_contiguous(memory_format=torch.channels_last)
@@ -59,10 +61,35 @@ def test_bf16_autocast_gradients_match_fp32_within_bf16_rounding(size, stride):
 
 def test_only_small_plain_3x3_convolutions_take_the_path():
     conv, x, _ = _case(4, 8, 1)
-    assert wants_gemm_backward(conv, x)
-    assert not wants_gemm_backward(conv, x.detach().contiguous())  # NCHW
+    limits = LIMITS_DEFAULT
+    assert wants_gemm_backward(conv, x, limits)
+    assert not wants_gemm_backward(conv, x.detach().contiguous(), limits)  # NCHW
     big = torch.zeros(1, 4, 15, 15).contiguous(memory_format=torch.channels_last)
-    assert not wants_gemm_backward(conv, big)  # 15x15 output: native kernels are faster
-    assert not wants_gemm_backward(nn.Conv2d(4, 4, 1), x)
-    assert not wants_gemm_backward(nn.Conv2d(4, 4, 3, padding=1, bias=True), x)
-    assert not wants_gemm_backward(nn.Conv2d(4, 4, 3, padding=2, dilation=2, bias=False), x)
+    assert not wants_gemm_backward(conv, big, limits)  # 15x15: native kernels are faster
+    assert not wants_gemm_backward(nn.Conv2d(4, 4, 1), x, limits)
+    assert not wants_gemm_backward(nn.Conv2d(4, 4, 3, padding=1, bias=True), x, limits)
+    dilated = nn.Conv2d(4, 4, 3, padding=2, dilation=2, bias=False)
+    assert not wants_gemm_backward(dilated, x, limits)
+
+
+def test_on_avx2_only_4x4_outputs_take_the_path(monkeypatch):
+    """Where the convolutions run on AVX2 (fp32), oneDNN's own backward is faster down
+    to 8x8 outputs; the CPU's limits are what the fast path uses by default."""
+    conv, x8, _ = _case(4, 8, 1)
+    x4 = torch.zeros(1, 4, 4, 4).contiguous(memory_format=torch.channels_last)
+    monkeypatch.setattr(conv3x3_gemm, "kernel_isa", lambda: "AVX2")
+    assert conv3x3_gemm.gemm_limits() == conv3x3_gemm.LIMITS_AVX2
+    assert wants_gemm_backward(conv, x4) and not wants_gemm_backward(conv, x8)
+    monkeypatch.setattr(conv3x3_gemm, "kernel_isa", lambda: "AVX512")
+    assert conv3x3_gemm.gemm_limits() == LIMITS_DEFAULT
+    assert wants_gemm_backward(conv, x8)
+
+
+def test_the_input_gradient_limit_travels_with_the_call():
+    """An 8x8 output with the AVX2 limits given: the weight gradient is still a matrix
+    product, the input gradient comes from oneDNN's kernel; both equal autograd's."""
+    conv, x, upstream = _case(8, 8, 1)
+    ref = _grads(conv, conv, x, upstream)
+    got = _grads(lambda t: conv3x3(conv, t, conv3x3_gemm.LIMITS_AVX2), conv, x, upstream)
+    for a, b in zip(got, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
