@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # GPU figures for docs/benchmarks.md: `bpd bench train` at 512 and 224 px and a short
-# `paper`-preset cross-validation on the demo cohort, each with its wall time.
+# `paper`-preset cross-validation on the demo cohort, each with its wall time: once
+# with one fold at a time and once with 4 folds at once on the one GPU (issue 12).
 # One JSON object per line goes to $OUT/gpu.jsonl (the human-readable log to stdout).
 #
 #   OUT=/some/dir PYTHONPATH=. bash benchmarks/gpu_check.sh
 #
-# Takes under 4 minutes on an H100. Overrides (to try it on a CPU with tiny sizes):
+# Took under 4 minutes on an H100 with 2 folds one at a time; the two 4-fold runs add
+# more (not timed yet). Overrides (to try it on a CPU with tiny sizes):
 #   DEVICE=cuda  RESOLUTIONS="512 224"  STEPS=30  BATCH=8  PYTHON=python3
-#   PAPER_RES=512  PAPER_FOLDS=2  PAPER_EPOCHS=4  PAPER_PROBE=2  TABLE=resources/demo_cohort/cohort.csv
+#   PAPER_RES=512  PAPER_FOLDS=4  PAPER_EPOCHS=4  PAPER_PROBE=2  PAPER_WORKERS="1 4"
+#   TABLE=resources/demo_cohort/cohort.csv
 set -u
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$(mktemp -d)}"
@@ -17,7 +20,8 @@ RESOLUTIONS="${RESOLUTIONS-512 224}"  # set it empty to skip the bench
 STEPS="${STEPS:-30}"
 BATCH="${BATCH:-8}"
 PAPER_RES="${PAPER_RES:-512}"
-PAPER_FOLDS="${PAPER_FOLDS:-2}"
+PAPER_FOLDS="${PAPER_FOLDS:-4}"
+PAPER_WORKERS="${PAPER_WORKERS:-1 4}"  # folds at once on the one device, each a run
 PAPER_EPOCHS="${PAPER_EPOCHS:-4}"
 PAPER_PROBE="${PAPER_PROBE:-2}"
 TABLE="${TABLE:-resources/demo_cohort/cohort.csv}"
@@ -73,21 +77,22 @@ for RES in $RESOLUTIONS; do
   done
 done
 
-echo "== paper preset, ${PAPER_FOLDS} folds x 1, ${PAPER_PROBE}+${PAPER_EPOCHS} epochs, ${PAPER_RES} px" >&2
-LOG="$OUT/paper.log"
+for W in $PAPER_WORKERS; do
+echo "== paper preset, ${PAPER_FOLDS} folds x 1, ${PAPER_PROBE}+${PAPER_EPOCHS} epochs, ${PAPER_RES} px, ${W} worker(s)" >&2
+LOG="$OUT/paper-w${W}.log"
 START=$(date +%s.%N)
 "$PYTHON" -m core.cli.main train "$TABLE" --outcome diagnosis --positive PNEUMONIA \
   --negative NORMAL --preset paper --init random --device "$DEVICE" --repeats 1 --folds "$PAPER_FOLDS" \
   --epochs "$PAPER_EPOCHS" --probe-epochs "$PAPER_PROBE" --resolution "$PAPER_RES" \
-  --out "$OUT/paper-run" --quiet > "$LOG" 2>&1
+  --workers "$W" --out "$OUT/paper-run-w${W}" --quiet > "$LOG" 2>&1
 CODE=$?
 END=$(date +%s.%N)
 tail -n 12 "$LOG" >&2
 # the run's own timings: seconds per epoch by phase, from fold.json histories
-"$PYTHON" - "$OUT/paper-run" "$(elapsed "$START" "$END")" "$CODE" >> "$JSONL" <<'PY'
+"$PYTHON" - "$OUT/paper-run-w${W}" "$(elapsed "$START" "$END")" "$CODE" "$W" >> "$JSONL" <<'PY'
 import json, sys, glob, statistics
-run, wall, code = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
-row = {"check": "paper_preset_short", "wall_s": round(wall, 2), "exit_code": code}
+run, wall, code, workers = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+row = {"check": "paper_preset_short", "workers": workers, "wall_s": round(wall, 2), "exit_code": code}
 try:
     row["summary_auroc"] = json.load(open(f"{run}/summary.json"))["auroc"]
     row["config"] = {k: json.load(open(f"{run}/config.json"))["train"][k]
@@ -106,5 +111,6 @@ except (OSError, KeyError, ValueError) as exc:
     row["error"] = f"{type(exc).__name__}: {exc}"
 print(json.dumps(row))
 PY
+done
 echo "results: $JSONL" >&2
 cat "$JSONL"

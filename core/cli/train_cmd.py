@@ -119,7 +119,9 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
 def _add_workers_flag(p: argparse.ArgumentParser, default: str = "Default 0.") -> None:
     p.add_argument("--workers", type=_workers, metavar="N",
                    help="folds trained at once, each in its own process with cores/N "
-                   "threads (same results as one). 0: automatic, 1 on a GPU, else one "
+                   "threads (the same results as one worker with as many threads; another "
+                   "thread count sums in another order, which training can amplify). "
+                   "0: automatic, 1 on a GPU, else one "
                    "per 2 CPU cores within the memory available (each fold needs about "
                    f"0.7 GB + 1.1 KB per pixel of a batch + the images). {default}")  # fmt: skip
 
