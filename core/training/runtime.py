@@ -3,8 +3,9 @@
 Device "auto": CUDA, then Apple MPS, then CPU. Precision "auto": on CUDA bf16 where the
 GPU supports it, else fp16 with a GradScaler; on a CPU with native bfloat16
 (AVX512-BF16 / AMX) bf16 autocast with channels_last; fp32 otherwise (and on MPS).
-fp32 on a CPU runs channels_last too where it pays: AVX2-only CPUs (fp32_channels_last;
-measured: docs/benchmarks.md). `Runtime.path` says in one line which path runs and why.
+fp32 on a CPU runs channels_last too where it pays: x86 CPUs, AVX2 or AVX-512
+(fp32_channels_last; measured: docs/benchmarks.md). `Runtime.path` says in one line
+which path runs and why.
 On a CPU, freed memory stays in the process (core.training.allocator).
 """
 
@@ -43,11 +44,13 @@ def cpu_isa() -> str:
 
 def fp32_channels_last() -> bool:
     """channels_last (and the fast path's 1x1-as-GEMM that goes with it) for fp32 on this
-    CPU? Only where the convolutions run on AVX2. In-process A/B of the real training
-    step (benchmarks/bench_channels_last.py, 128 px batch 16, 2 threads), AVX2 emulated
-    with benchmarks/avx2.sh: 1.11x faster (0.867 vs 0.964 s/step); with AVX-512 0.98x
-    and 0.75x (no gain), so NCHW there."""
-    return kernel_isa() == "AVX2"
+    CPU? Where the convolutions are oneDNN's x86 kernels (AVX2 or AVX-512). In-process
+    A/B of the real training step (benchmarks/bench_channels_last.py, 2 threads, quiet
+    machine): AVX-512 without bf16 1.11x at 128 px batch 16 (0.574 vs 0.639 s/step),
+    1.13x at 224 px, 1.31x at 512 px batch 8; AVX2 (benchmarks/avx2.sh) 1.11x at 128 px.
+    (An earlier "no gain on AVX-512", 0.98x and 0.75x, was measured at load 7-18.)
+    Elsewhere (ARM and others) unmeasured, so NCHW."""
+    return kernel_isa() in ("AVX2", "AVX512")
 
 
 def kernel_isa() -> str:

@@ -64,7 +64,7 @@ def test_auto_precision_names_the_cpu_feature(monkeypatch):
     assert rt.path == "bf16 autocast + channels_last: this CPU has AMX"
 
 
-def test_fp32_runs_channels_last_only_where_the_convolutions_are_avx2(monkeypatch):
+def test_fp32_runs_channels_last_where_the_convolutions_are_x86_onednn(monkeypatch):
     from core.training import runtime
     from core.training.config import TrainConfig
 
@@ -74,6 +74,8 @@ def test_fp32_runs_channels_last_only_where_the_convolutions_are_avx2(monkeypatc
     assert rt.channels_last and rt.path.startswith("fp32 + channels_last: this CPU (AVX2)")
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
     monkeypatch.setattr(runtime, "cpu_isa", lambda: "AVX512")
-    assert not runtime.resolve_runtime(TrainConfig(device="cpu")).channels_last
+    assert runtime.resolve_runtime(TrainConfig(device="cpu")).channels_last
     monkeypatch.setattr(runtime, "cpu_isa", lambda: "AVX2")
     assert runtime.resolve_runtime(TrainConfig(device="cpu")).channels_last
+    monkeypatch.setattr(runtime, "cpu_isa", lambda: "DEFAULT")  # e.g. ARM: unmeasured
+    assert not runtime.resolve_runtime(TrainConfig(device="cpu")).channels_last
