@@ -11,9 +11,9 @@ forward and computes its gradients as
   otherwise oneDNN's input-gradient kernel alone (it is slower when asked for both).
 
 Same gradients up to the rounding of the precision in use (tested against autograd in
-fp32). Larger outputs keep the native kernels, which are faster there. Where the
-convolutions run on AVX2 in fp32, oneDNN's own backward is the faster one down to 8x8,
-so there only 4x4 outputs (layer4 at 128 px) take this path (`gemm_limits`).
+fp32). Larger outputs keep the native kernels, which are faster there. In fp32
+oneDNN's own backward is the faster one down to 8x8, so there only 4x4 outputs
+(layer4 at 128 px) take this path (`gemm_limits`).
 """
 
 from __future__ import annotations
@@ -22,29 +22,33 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.training.runtime import kernel_isa
-
 # Largest outputs (H x W pixels: weight gradient, input gradient) measured faster as
-# matrix products, by the vector ISA the convolutions run with.
-# A 2-core AVX512-BF16 CPU (bf16): 14 x 14 (layer4 at 224 px, layer3/4 at 128 px), 8 x 8.
-LIMITS_DEFAULT = (196, 64)
-# AVX2 in fp32 (benchmarks/avx2.sh, 128 px batch 16): oneDNN's own backward is faster
-# for layer3's 8 x 8 outputs (17.5 vs 20.0 ms strided, 14.1 vs 15.4 ms), the matrix
-# products for layer4's 4 x 4 (15.8 vs 24.9 ms); the layer3 stage's step 1-3% faster.
-LIMITS_AVX2 = (16, 16)
+# matrix products, by the precision the convolution computes in (2-core Xeon):
+# bf16 (AMX): 14 x 14 (layer4 at 224 px, layer3/4 at 128 px) and 8 x 8.
+LIMITS_BF16 = (196, 64)
+# fp32, AVX2 (benchmarks/avx2.sh) and AVX-512 alike: oneDNN's own backward is faster
+# for layer3's 8 x 8 outputs at 128 px (strided 17.5 vs 20.0 ms AVX2, 9.9 vs 10.1
+# AVX-512), the matrix products for layer4's 4 x 4 (15.8 vs 24.9 ms, 9.4 vs 17.3); the
+# real step of the layer3 and final stages 1-5% faster than with the bf16 limits.
+LIMITS_FP32 = (16, 16)
 
 
-def gemm_limits() -> tuple[int, int]:
-    """(weight-gradient, input-gradient) output-size limits on this CPU."""
-    return LIMITS_AVX2 if kernel_isa() == "AVX2" else LIMITS_DEFAULT
+def gemm_limits(x: torch.Tensor) -> tuple[int, int]:
+    """(weight-gradient, input-gradient) output-size limits for input x here: bf16's
+    where x is bf16 or autocast will make it so, else fp32's."""
+    kind = x.device.type
+    bf16 = x.dtype == torch.bfloat16 or (
+        torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.bfloat16
+    )
+    return LIMITS_BF16 if bf16 else LIMITS_FP32
 
 
 def wants_gemm_backward(
     conv: nn.Conv2d, x: torch.Tensor, limits: tuple[int, int] | None = None
 ) -> bool:
     """A plain 3x3 convolution (padding 1, no bias) on a channels_last input whose
-    output is small enough (`limits`, default this CPU's) for the matrix-product
-    backward to be faster."""
+    output is small enough (`limits`, default `gemm_limits(x)`) for the
+    matrix-product backward to be faster."""
     if (
         conv.kernel_size != (3, 3)
         or conv.padding != (1, 1)
@@ -57,7 +61,7 @@ def wants_gemm_backward(
         return False
     s = conv.stride[0]
     ho, wo = (x.shape[2] - 1) // s + 1, (x.shape[3] - 1) // s + 1
-    return ho * wo <= (limits or gemm_limits())[0]
+    return ho * wo <= (limits or gemm_limits(x))[0]
 
 
 def conv3x3(
@@ -70,7 +74,7 @@ def conv3x3(
     if torch.is_autocast_enabled(x.device.type):
         dtype = torch.get_autocast_dtype(x.device.type)
         x, weight = x.to(dtype), weight.to(dtype)
-    input_limit = (limits or gemm_limits())[1]
+    input_limit = (limits or gemm_limits(x))[1]
     return _Conv3x3GemmBackward.apply(x, weight, conv.stride[0], input_limit)
 
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from core.training import conv3x3_gemm
-from core.training.conv3x3_gemm import LIMITS_DEFAULT, conv3x3, wants_gemm_backward
+from core.training.conv3x3_gemm import LIMITS_BF16, conv3x3, wants_gemm_backward
 
 
 def _case(channels: int, size: int, stride: int, dtype=torch.float32):
@@ -38,9 +38,9 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize("size,stride", [(8, 1), (7, 1), (16, 2), (9, 2), (12, 1), (28, 2)])
 def test_gradients_equal_autograd_in_fp32(size, stride):
     conv, x, upstream = _case(8, size, stride)
-    assert wants_gemm_backward(conv, x, LIMITS_DEFAULT)
+    assert wants_gemm_backward(conv, x, LIMITS_BF16)
     ref = _grads(conv, conv, x, upstream)
-    got = _grads(lambda t: conv3x3(conv, t, LIMITS_DEFAULT), conv, x, upstream)
+    got = _grads(lambda t: conv3x3(conv, t, LIMITS_BF16), conv, x, upstream)
     for a, b in zip(got, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     assert conv.weight.grad.is_contiguous(memory_format=torch.channels_last)
@@ -61,7 +61,7 @@ def test_bf16_autocast_gradients_match_fp32_within_bf16_rounding(size, stride):
 
 def test_only_small_plain_3x3_convolutions_take_the_path():
     conv, x, _ = _case(4, 8, 1)
-    limits = LIMITS_DEFAULT
+    limits = LIMITS_BF16
     assert wants_gemm_backward(conv, x, limits)
     assert not wants_gemm_backward(conv, x.detach().contiguous(), limits)  # NCHW
     big = torch.zeros(1, 4, 15, 15).contiguous(memory_format=torch.channels_last)
@@ -72,24 +72,24 @@ def test_only_small_plain_3x3_convolutions_take_the_path():
     assert not wants_gemm_backward(dilated, x, limits)
 
 
-def test_on_avx2_only_4x4_outputs_take_the_path(monkeypatch):
-    """Where the convolutions run on AVX2 (fp32), oneDNN's own backward is faster down
-    to 8x8 outputs; the CPU's limits are what the fast path uses by default."""
+def test_in_fp32_only_4x4_outputs_take_the_path_in_bf16_up_to_14x14():
+    """oneDNN's own fp32 backward is faster down to 8x8 outputs; its bf16 one is not.
+    The limits follow the precision the convolution computes in, autocast included."""
     conv, x8, _ = _case(4, 8, 1)
     x4 = torch.zeros(1, 4, 4, 4).contiguous(memory_format=torch.channels_last)
-    monkeypatch.setattr(conv3x3_gemm, "kernel_isa", lambda: "AVX2")
-    assert conv3x3_gemm.gemm_limits() == conv3x3_gemm.LIMITS_AVX2
+    assert conv3x3_gemm.gemm_limits(x8) == conv3x3_gemm.LIMITS_FP32
     assert wants_gemm_backward(conv, x4) and not wants_gemm_backward(conv, x8)
-    monkeypatch.setattr(conv3x3_gemm, "kernel_isa", lambda: "AVX512")
-    assert conv3x3_gemm.gemm_limits() == LIMITS_DEFAULT
-    assert wants_gemm_backward(conv, x8)
+    assert conv3x3_gemm.gemm_limits(x8.detach().bfloat16()) == LIMITS_BF16
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert conv3x3_gemm.gemm_limits(x8) == LIMITS_BF16
+        assert wants_gemm_backward(conv, x8)
 
 
 def test_the_input_gradient_limit_travels_with_the_call():
-    """An 8x8 output with the AVX2 limits given: the weight gradient is still a matrix
+    """An 8x8 output with the fp32 limits given: the weight gradient is still a matrix
     product, the input gradient comes from oneDNN's kernel; both equal autograd's."""
     conv, x, upstream = _case(8, 8, 1)
     ref = _grads(conv, conv, x, upstream)
-    got = _grads(lambda t: conv3x3(conv, t, conv3x3_gemm.LIMITS_AVX2), conv, x, upstream)
+    got = _grads(lambda t: conv3x3(conv, t, conv3x3_gemm.LIMITS_FP32), conv, x, upstream)
     for a, b in zip(got, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
