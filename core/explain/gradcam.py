@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from core.atomic import atomic_write, atomic_write_bytes
 from core.explain.overlay import jet  # the colours live torch-free, for the app
+from core.models.layout import weights_in
 
 
 class _PositiveLogit(nn.Module):
@@ -74,20 +75,6 @@ def _explainable(model: nn.Module):
         model.train(was_training)
 
 
-@contextlib.contextmanager
-def _channels_last(backbone: nn.Module):
-    """Backbone weights in channels_last for the block (oneDNN's fast bfloat16 path needs
-    both input and weights in it; converting only the input gains nothing), then back."""
-    already = backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
-    if not already:
-        backbone.to(memory_format=torch.channels_last)
-    try:
-        yield
-    finally:
-        if not already:
-            backbone.to(memory_format=torch.contiguous_format)
-
-
 def explain(model: nn.Module, x: torch.Tensor, *, precision: str = "float32") -> np.ndarray:
     """Grad-CAM of the positive logit for one image, scaled to its own maximum (see
     explain_with_peak for the scale). Returns float32 [H, W] in [0, 1]."""
@@ -117,7 +104,9 @@ def explain_with_peak(
     bf16 = precision == "bfloat16"
     device = next(model.parameters()).device
     x = x.detach().to(device=device, dtype=torch.float32)
-    layout = _channels_last(model.backbone) if bf16 else contextlib.nullcontext()
+    # oneDNN's fast bfloat16 path needs input and weights channels_last (converting only
+    # the input gains nothing)
+    layout = weights_in(model.backbone, torch.channels_last) if bf16 else contextlib.nullcontext()
     if bf16:
         x = x.contiguous(memory_format=torch.channels_last)
     with _explainable(model) as made, layout:

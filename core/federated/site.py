@@ -23,6 +23,7 @@ from core.cohort.source import CohortSource
 from core.errors import InputError, RunError
 from core.federated.exchange import ProximalTerm, apply_incoming, exchanged_keys, outgoing
 from core.federated.jobs import parse_job
+from core.models.layout import plain_state
 from core.runs.folder import RunFolder
 from core.scoring.metrics import binary_metrics
 from core.training import schedule as sch
@@ -202,7 +203,7 @@ class Site:
         apply_incoming(t.model, incoming)
         metrics = self._score(t, job)
         folder = self.run.fold(job)
-        folder.save_model({k: v.detach().cpu().clone() for k, v in t.model.state_dict().items()})
+        folder.save_model(plain_state(t.model))
         folder.remove_checkpoint()
         return metrics
 

@@ -92,6 +92,7 @@ def export_model(model: BPDModel, out_dir: str | Path, *, card: dict) -> Path:
 
     # Export a CPU copy in eval mode: the caller's model keeps its device and mode.
     cpu_model = copy.deepcopy(model).to("cpu").eval()
+    cpu_model.to(memory_format=torch.contiguous_format)  # saved as scored (core.models.layout)
     state_buf = io.BytesIO()
     torch.save(cpu_model.state_dict(), state_buf)
     state_bytes = state_buf.getvalue()

@@ -154,7 +154,8 @@ def _fold_model(run: RunFolder, fold_id: str, init: str, dropout: float) -> torc
     except RuntimeError as exc:
         raise InputError(f"fold {fold_id}: the model does not fit its run's architecture "
                          f"({str(exc).splitlines()[0]})", file=run.path) from None  # fmt: skip
-    return model.eval()
+    # runs saved before core.models.layout.plain_state may hold channels_last weights
+    return model.to(memory_format=torch.contiguous_format).eval()
 
 
 _INIT_FUNCTIONS = (

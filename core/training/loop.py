@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from core.errors import Cancelled
+from core.models.layout import plain_state, weights_in
 from core.scoring.metrics import auroc, binary_metrics
 from core.training import schedule as sch
 from core.training.augment import augment_batch, cutmix, mixed_bce
@@ -141,7 +142,7 @@ class FoldTrainer:
         probs, logits = self._predict(self.test_idx)
         patients, labels, p_probs, p_logits = self._per_patient(self.test_idx, probs, logits)
         metrics = binary_metrics(labels, p_probs, self.cfg.threshold)
-        state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        state = plain_state(self.model)
         return FoldResult(
             self.fold, patients, labels, p_probs, p_logits, metrics, self.history, state
         )
@@ -397,14 +398,20 @@ class FoldTrainer:
             return 1.0 / (1.0 + np.exp(-logits)), logits
         # Scores are computed in fp32 whatever the training precision: bf16 can move a
         # small model's probability by tenths, and `bpd predict`/`bpd explain` must
-        # reproduce exactly what the cross-validation reported. Scoring is cheap.
+        # reproduce exactly what the cross-validation reported. So also in their layout
+        # (NCHW): channels_last runs other kernels, 3e-5 apart. Scoring is cheap.
+        layout = (
+            weights_in(self.model, torch.contiguous_format) if exact else contextlib.nullcontext()
+        )
         out = []
         step = max(32, self.cfg.batch_size)
-        for s in range(0, len(idx), step):
-            part = idx[s : s + step]
-            with torch.no_grad(), contextlib.nullcontext() if exact else self.rt.autocast():
-                out.append(self.model(self._images(part)).float().cpu())
-            self.progress.advance(len(part))
+        with layout:
+            for s in range(0, len(idx), step):
+                part = idx[s : s + step]
+                x = self._images(part)
+                with torch.no_grad(), contextlib.nullcontext() if exact else self.rt.autocast():
+                    out.append(self.model(x.contiguous() if exact else x).float().cpu())
+                self.progress.advance(len(part))
         logits = torch.cat(out).numpy().astype(np.float64)
         return 1.0 / (1.0 + np.exp(-logits)), logits
 
