@@ -32,13 +32,13 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from reference_fp32_loop import FROZEN_PREFIXES  # noqa: E402  (the plain loop, this folder)
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from core.models.registry import build_model  # noqa: E402
 from core.training.bench import cpu_model  # noqa: E402
 from core.training.isa_limits import isa_limits  # noqa: E402
 
-FROZEN_PREFIXES = ("backbone.conv1.", "backbone.bn1.", "backbone.layer1.")
 # (input channels, output channels, input side as a fraction of the image side) per stage
 CONV3X3 = ((128, 128, 8), (256, 256, 16), (512, 512, 32))
 CONV1X1 = ((512, 128, 8), (128, 512, 8), (1024, 256, 16), (256, 1024, 16), (2048, 512, 32))

@@ -72,10 +72,17 @@ def cam_paths(inputs: PredictionInputs, cam_dir: str | Path) -> list[tuple[Path,
     return out
 
 
-def load_pixels(path: Path, predictor: Predictor, crop: Crop | None = None) -> np.ndarray:
+def load_pixels(
+    path: Path,
+    predictor: Predictor,
+    crop: Crop | None = None,
+    decoded: Callable[[], np.ndarray] | None = None,
+) -> np.ndarray:
     """uint16 [R, R]: the image as the model was trained to see it, cut to its crop box
-    and rotation if it has one (ImageError names it)."""
-    return preprocess(read_image(path).pixels, predictor.preprocess, crop)
+    and rotation if it has one (ImageError names it). `decoded`: its pixels, where the
+    caller has decoded them already."""
+    pixels = decoded() if decoded else _decode(path)
+    return preprocess(pixels, predictor.preprocess, crop)
 
 
 def _decode(path: Path) -> np.ndarray:
@@ -127,7 +134,7 @@ def predict(
             image_crops[-1], how = choice.for_image(item.path, decoded)
             if choice.column:
                 row[CROP_FIELD] = how
-            pixels = preprocess(decoded(), predictor.preprocess, image_crops[-1])
+            pixels = load_pixels(item.path, predictor, image_crops[-1], decoded)
         except ImageError as exc:
             first_error = first_error or exc
             row["problem"] = exc.detail
