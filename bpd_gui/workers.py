@@ -59,13 +59,18 @@ class FunctionWorker(QRunnable):
 
 
 class TaskRunner(QObject):
-    """Owns a pool and keeps workers alive until they report back."""
+    """Owns a pool and keeps workers alive until they report back.
+
+    Callbacks are plain callables, so Qt cannot disconnect them when their widgets go:
+    after shutdown() (the window closing) results still queued are dropped here instead
+    of reaching widgets that are being deleted."""
 
     def __init__(self, max_threads: int = 2, parent=None):
         super().__init__(parent)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
         self._alive: set[FunctionWorker] = set()
+        self._open = True
 
     def submit(
         self,
@@ -80,15 +85,22 @@ class TaskRunner(QObject):
         worker.setAutoDelete(False)
         self._alive.add(worker)
         if on_done:
-            worker.signals.finished.connect(on_done)
+            worker.signals.finished.connect(self._while_open(on_done))
         if on_error:
-            worker.signals.failed.connect(on_error)
+            worker.signals.failed.connect(self._while_open(on_error))
         if on_progress:
-            worker.signals.progress.connect(on_progress)
+            worker.signals.progress.connect(self._while_open(on_progress))
         worker.signals.finished.connect(lambda *_: self._alive.discard(worker))
         worker.signals.failed.connect(lambda *_: self._alive.discard(worker))
         self.pool.start(worker)
         return worker
+
+    def _while_open(self, callback: Callable[..., None]) -> Callable[..., None]:
+        def deliver(*args: Any) -> None:
+            if self._open:
+                callback(*args)
+
+        return deliver
 
     def busy(self) -> bool:
         return bool(self._alive)
@@ -97,7 +109,9 @@ class TaskRunner(QObject):
         return self.pool.waitForDone(msecs)
 
     def shutdown(self, msecs: int = 5000) -> bool:
-        """Drop work not yet started and wait for the running tasks (on close)."""
+        """Drop work not yet started and any result still to come, and wait for the
+        running tasks (on close)."""
+        self._open = False
         self.pool.clear()
         return self.pool.waitForDone(msecs)
 
