@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -39,11 +40,25 @@ def window(qtbot, settings, no_dialogs):
 
     win = MainWindow(settings)
     win.close_policy = "stop"
-    qtbot.addWidget(win)
+    # pytest-qt closes the window before fixtures are torn down, so the settling must
+    # happen in before_close_func
+    qtbot.addWidget(win, before_close_func=_settle)
     win.show()
     yield win
+
+
+def _settle(win) -> None:
+    """Stop this test's jobs and let its background tasks report before the window
+    closes, so that none is still running into the next test (thumbnails of the whole
+    demo cohort take seconds on a slow machine). Closing with tasks still running is
+    tested on its own (test_task_runner.py)."""
+    from PySide6.QtWidgets import QApplication
+
     for job in list(win.queue.jobs):
         if job.pid is not None:
             job.cancel()
         job.stop_following()
-    win.tasks.wait(5000)
+    deadline = time.monotonic() + 60
+    while win.tasks.busy() and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.01)
