@@ -27,11 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
 def create_app(argv: list[str]):
     from PySide6.QtWidgets import QApplication
 
+    from bpd_gui.gui_thread_gc import collect_garbage_on_gui_thread
     from bpd_gui.icons import app_icon
     from bpd_gui.qt_compat import guard_none_refcount
 
     app = QApplication.instance() or QApplication(argv)
     guard_none_refcount()
+    collect_garbage_on_gui_thread(app)
     app.setApplicationName("BPD Studio")
     app.setOrganizationName("BPD Studio")
     app.setWindowIcon(app_icon())

@@ -1,7 +1,9 @@
 """Short background work on a QThreadPool: table reading, validation, thumbnails.
 
 Results come back by queued signal to the GUI thread; workers never touch widgets or
-pyqtgraph. QImage (not QPixmap) is safe to build off the GUI thread.
+pyqtgraph. QImage (not QPixmap) is safe to build off the GUI thread. Garbage cycles are
+collected on the GUI thread only (gui_thread_gc): a worker that collected a closed
+dialog would destroy Qt objects on its own thread and could deadlock the app.
 """
 
 from __future__ import annotations

@@ -10,6 +10,20 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def gui_thread_gc(qapp):
+    """As the app runs (bpd_gui.main.create_app): cycles are collected on the GUI thread
+    only, never by a background task's thread (see bpd_gui/gui_thread_gc.py)."""
+    import gc
+
+    from bpd_gui.gui_thread_gc import collect_garbage_on_gui_thread
+
+    collector = collect_garbage_on_gui_thread(qapp)
+    yield collector
+    collector.timer.stop()
+    gc.enable()
+
+
 @pytest.fixture(autouse=True)
 def studio_home(tmp_path, monkeypatch):
     home = tmp_path / "studio"
