@@ -1,10 +1,33 @@
-"""Shared fixtures: paths into tests/data (small real files, see tests/data/ATTRIBUTION.md)."""
+"""Shared fixtures: paths into tests/data (small real files, see tests/data/ATTRIBUTION.md),
+and a watchdog that ends a hung test run with every thread's stack."""
 
+import faulthandler
+import os
 from pathlib import Path
 
 import pytest
 
 DATA = Path(__file__).resolve().parent / "data"
+
+# The slowest test takes ~20 s here. A hang (a GIL/Qt-lock deadlock froze CI once, for
+# its whole 90 minutes, without a trace) ends the run after this long instead.
+# faulthandler's watchdog is a C thread: it fires even when no Python thread can run,
+# which a Python-level timeout (pytest-timeout's thread) cannot.
+HANG_LIMIT_S = float(os.environ.get("BPD_TEST_HANG_LIMIT_S", "900"))
+
+
+def pytest_configure(config):
+    # the terminal's stderr, duplicated before tests start capturing it
+    config.bpd_hang_file = os.fdopen(os.dup(2), "w")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    faulthandler.dump_traceback_later(HANG_LIMIT_S, exit=True, file=item.config.bpd_hang_file)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(scope="session")
