@@ -27,7 +27,6 @@ class GuiThreadCollector(QObject):
         super().__init__(app)
         self.setObjectName("bpd_gui_thread_gc")
         self.thresholds = gc.get_threshold()
-        self.collections = 0
         gc.disable()
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.collect_if_due)
@@ -39,7 +38,6 @@ class GuiThreadCollector(QObject):
         due = [generation for generation, (n, limit) in enumerate(counts) if n > limit]
         if due:
             gc.collect(max(due))
-            self.collections += 1
 
 
 def collect_garbage_on_gui_thread(app: QCoreApplication) -> GuiThreadCollector:
